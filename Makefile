@@ -1,0 +1,68 @@
+# Ampere Lakehouse — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT      := $(CURDIR)
+VENV      := $(ROOT)/.venv
+STATE     := $(ROOT)/.state
+LAKEHOUSE := $(VENV)/bin/lakehouse
+PYTEST    := $(VENV)/bin/pytest
+UV        := $(shell command -v uv 2>/dev/null || echo $(STATE)/bootstrap/bin/uv)
+ENV       ?= local
+export LAKEHOUSE_ENV := $(ENV)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	@python3 -m venv $(STATE)/bootstrap && $(STATE)/bootstrap/bin/pip install -q uv==0.13.9
+
+$(VENV)/.stamp: pipelines/pyproject.toml pipelines/uv.lock | $(UV)
+	@echo "==> installing the pipeline package and its locked dependencies into .venv"
+	cd pipelines && $(UV) sync --locked --extra dev --quiet
+	@touch $@
+
+setup: $(VENV)/.stamp ## Create .venv from the lock file (idempotent)
+
+demo: setup ## Run the main job on the embedded default: PostgreSQL, generator, bronze, silver, summary
+	$(LAKEHOUSE) demo
+
+status: setup ## Show which local services run where
+	$(LAKEHOUSE) services status
+
+services-up: setup ## Start the local services (PostgreSQL; SeaweedFS S3 when the lake is s3://)
+	$(LAKEHOUSE) services start
+
+services-down: setup ## Stop the local services this project started
+	$(LAKEHOUSE) services stop
+
+test: test-pipelines test-terraform test-ansible ## Run the whole test suite (slow integration tests included)
+
+test-pipelines: setup ## Run the pipeline package's tests (real PostgreSQL, SeaweedFS, PySpark)
+	cd pipelines && $(PYTEST) -q
+
+test-fast: setup ## Pipeline tests without the slow integration ones
+	cd pipelines && $(PYTEST) -q -m "not slow"
+
+lint: lint-python lint-terraform lint-ansible ## Run every linter
+
+lint-python: setup ## ruff and mypy over the pipeline package
+	cd pipelines && $(VENV)/bin/ruff check src tests bench && $(VENV)/bin/ruff format --check src tests bench && $(VENV)/bin/mypy
+
+fmt: setup ## Format Python code with ruff
+	cd pipelines && $(VENV)/bin/ruff format src tests bench && $(VENV)/bin/ruff check --fix src tests bench
+
+bench: setup ## Benchmarks: bronze->silver on 1M and 10M events vs PySpark local[2] and a DuckDB floor
+	cd pipelines && $(VENV)/bin/python -m bench.bronze_silver $(BENCH_ARGS)
+
+clean: ## Stop local services and remove the local state, lake and virtualenvs
+	-@[ -x $(LAKEHOUSE) ] && $(LAKEHOUSE) services stop || true
+	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
+
+-include terraform/terraform.mk
+-include ansible/ansible.mk
+

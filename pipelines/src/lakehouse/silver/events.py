@@ -1,0 +1,219 @@
+"""bronze.events -> silver.events + silver.quarantine_events on the embedded engine.
+
+Incremental by bronze commit version (Change Data Feed): each output table records, in the
+same commit as its rows, the last bronze version it has absorbed (app transaction). Work runs
+in bounded chunks of bronze versions, so memory stays flat whatever the input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse import delta
+from lakehouse.config import Settings
+from lakehouse.engines import duckdb_engine
+from lakehouse.reconcile import Reconciliation
+from lakehouse.silver import reference
+from lakehouse.silver.events_sql import CONTRACT_FIELDS, ExtraColumn, transform_sql
+from lakehouse.storage import Lake
+
+SOURCE = "bronze.events"
+EVENTS = "silver.events"
+QUARANTINE = "silver.quarantine_events"
+APP_ID = "silver<-bronze.events"
+WRITE_BATCH_ROWS = 250_000
+
+EVENT_COLUMNS = (
+    "event_id",
+    "user_id",
+    "event_type",
+    "ts",
+    "event_date",
+    "page",
+    "source",
+    "device",
+    "country",
+    "product_id",
+    "price",
+    "quantity",
+    "currency",
+    "amount",
+    "amount_base",
+    "campaign",
+)
+AUDIT_COLUMNS = (
+    "dq_warnings",
+    "payload_hash",
+    "ingestion_time AS _ingestion_time",
+    "source_system AS _source_system",
+    "source_file AS _source_file",
+    "source_line AS _source_line",
+    "topic AS _kafka_topic",
+    "kafka_partition AS _kafka_partition",
+    "kafka_offset AS _kafka_offset",
+    "batch_id AS _batch_id",
+    "ordinal AS _ordinal",
+    "commit_version AS _commit_version",
+    "run_id AS _run_id",
+)
+QUARANTINE_COLUMNS = (
+    "run_id",
+    "now() AS quarantined_at",
+    "reasons",
+    "value AS raw_value",
+    "raw_bytes",
+    "event_id",
+    "source_system",
+    "source_file",
+    "source_line",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "batch_id",
+    "ordinal",
+    "commit_version AS _commit_version",
+    "ingestion_time",
+)
+BASE_COLUMNS = set(EVENT_COLUMNS) | {c.split(" AS ")[-1] for c in AUDIT_COLUMNS}
+ARROW_TO_SQL = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
+
+
+def known_extras(lake: Lake) -> list[ExtraColumn]:
+    """Columns schema evolution added to silver.events earlier, in table order."""
+    dt = delta.open_table(lake, EVENTS)
+    if dt is None:
+        return []
+    schema = pa.schema(dt.schema())
+    return [
+        ExtraColumn(f.name, ARROW_TO_SQL.get(f.type, "VARCHAR")) for f in schema if f.name not in BASE_COLUMNS
+    ]
+
+
+def _existing(lake: Lake, before_version: int) -> pa.Table:
+    dt = delta.open_table(lake, EVENTS)
+    if dt is None:
+        return pa.table({"event_id": pa.array([], pa.string()), "payload_hash": pa.array([], pa.string())})
+    return dt.to_pyarrow_dataset().to_table(
+        columns=["event_id", "payload_hash"], filter=pc.field("_commit_version") < before_version
+    )
+
+
+def run(
+    lake: Lake,
+    settings: Settings,
+    run_id: str,
+    on_rows: Callable[[int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> Reconciliation:
+    rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
+    bronze = delta.open_table(lake, SOURCE)
+    if bronze is None:
+        rec.detail = "bronze.events does not exist yet"
+        return rec.finish()
+    done = {t: delta.txn_version(lake, t, APP_ID) for t in (EVENTS, QUARANTINE)}
+    after = min(-1 if v is None else v for v in done.values())
+    chunks = list(delta.version_chunks(bronze, after, settings.silver.chunk_rows))
+    if on_plan:
+        on_plan(sum(c[2] for c in chunks))
+    lookups = reference.lookups(settings.silver.base_currency)
+    reference.publish(lake, settings.silver.base_currency)
+    rejected_keys: set[str] = set()
+    for first, last, _rows in chunks:
+        part, rejected = _run_chunk(lake, settings, run_id, bronze, first, last, done, lookups)
+        rec.add(part)
+        rejected_keys.update(rejected)
+        if on_rows:
+            on_rows(part.rows_in)
+    notes = [f"{len(chunks)} chunk(s) of bronze versions"]
+    if rejected_keys:
+        notes.append("fields kept only in bronze (not valid column names): " + ", ".join(sorted(rejected_keys)))
+    rec.detail = "; ".join(notes)
+    return rec.finish()
+
+
+def _run_chunk(
+    lake: Lake,
+    settings: Settings,
+    run_id: str,
+    bronze: object,
+    first: int,
+    last: int,
+    done: dict[str, int | None],
+    lookups: dict[str, pa.Table],
+) -> tuple[Reconciliation, list[str]]:
+    con = lake.duckdb()
+    try:
+        for name, table in lookups.items():
+            con.register(name, table)
+        con.register("cdf", delta.changes(bronze, first, last))  # type: ignore[arg-type]
+        con.execute(
+            "CREATE TEMP TABLE bronze_rows AS SELECT * EXCLUDE (_change_type, _commit_version, _commit_timestamp), "
+            "CAST(_commit_version AS BIGINT) AS commit_version FROM cdf WHERE _change_type = 'insert'"
+        )
+        extras = known_extras(lake)
+        new, rejected = duckdb_engine.discover_fields(
+            con, "bronze_rows", set(CONTRACT_FIELDS) | {x.name for x in extras}
+        )
+        extras += new
+        fields = CONTRACT_FIELDS + tuple(x.name for x in extras)
+        con.register("existing", _existing(lake, first))
+        con.execute(f"CREATE TEMP VIEW parsed AS {duckdb_engine.parsed_sql('bronze_rows', fields)}")
+        sql = transform_sql(tuple(extras), run_id, settings.silver.future_tolerance_hours)
+        con.execute(f"CREATE TEMP TABLE classified AS {sql}")
+        con.execute("DROP TABLE bronze_rows")
+
+        rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
+        counts = dict(
+            con.execute(
+                "SELECT outcome, count(*) FROM classified WHERE commit_version > ? GROUP BY 1",
+                [min(-1 if v is None else v for v in done.values())],
+            ).fetchall()
+        )
+        rec.rows_in = sum(counts.values())
+        rec.inserted = counts.get("insert", 0)
+        rec.duplicates = counts.get("duplicate", 0)
+        rec.quarantined = counts.get("quarantine", 0)
+
+        extra_cols = [x.name for x in extras]
+        event_sql = ", ".join((*EVENT_COLUMNS, *extra_cols, *AUDIT_COLUMNS))
+        _write(lake, con, EVENTS, event_sql, "insert", first, last, done[EVENTS], ["event_date"], run_id)
+        _write(lake, con, QUARANTINE, ", ".join(QUARANTINE_COLUMNS), "quarantine", first, last, done[QUARANTINE], None, run_id)
+        return rec, rejected
+    finally:
+        con.close()
+
+
+def _write(
+    lake: Lake,
+    con: object,
+    table: str,
+    columns: str,
+    outcome: str,
+    first: int,
+    last: int,
+    done: int | None,
+    partition_by: list[str] | None,
+    run_id: str,
+) -> None:
+    """Append one outcome's rows, unless this table already absorbed those bronze versions."""
+    if done is not None and done >= last:
+        return
+    floor = -1 if done is None else done
+    reader = con.execute(  # type: ignore[attr-defined]
+        f"SELECT {columns} FROM classified WHERE outcome = ? AND commit_version > ? ORDER BY commit_version, ordinal",
+        [outcome, floor],
+    ).fetch_record_batch(WRITE_BATCH_ROWS)
+    delta.append(
+        lake,
+        table,
+        reader,
+        app_id=APP_ID,
+        txn_version=last,
+        partition_by=partition_by,
+        evolve=True,
+        run_id=run_id,
+        bronze_versions=f"{max(first, floor + 1)}..{last}",
+    )

@@ -1,0 +1,238 @@
+"""The silver events transform, written once as SQL (DuckDB dialect) and transpiled per engine.
+
+Inputs are relations every engine registers under the same names:
+  parsed          bronze rows plus one VARCHAR column `f_<field>` per JSON field and the flags
+                  `_utf8_ok`, `_json_ok`, `_is_object` (built by the engine's JSON primitive)
+  existing        (event_id, payload_hash) already in silver.events
+  ref_country     (lookup_key, country_code)
+  ref_source      (lookup_key, source)
+  ref_device      (lookup_key, device)
+  ref_fx          (currency, valid_from, valid_to, rate_to_base)
+The result has one row per input row with `outcome` in (insert, duplicate, quarantine),
+`reasons` for quarantined rows, and the normalised silver columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+
+EVENT_TYPES = ("page_view", "click", "add_to_cart", "purchase", "login", "logout")
+CONTRACT_FIELDS = (
+    "event_id",
+    "user_id",
+    "event_type",
+    "ts",
+    "page",
+    "source",
+    "device",
+    "country",
+    "product_id",
+    "price",
+    "quantity",
+    "currency",
+    "campaign",
+)
+LINEAGE = (
+    "raw_bytes",
+    "source_system",
+    "source_file",
+    "source_line",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "batch_id",
+    "ordinal",
+    "commit_version",
+    "ingestion_time",
+)
+UUID_RE = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+SQL_TYPES = {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR"}
+
+
+@dataclass(frozen=True)
+class ExtraColumn:
+    """A field outside the contract that schema evolution turned into a nullable column."""
+
+    name: str
+    sql_type: str  # one of SQL_TYPES
+
+
+def _extra_select(extras: tuple[ExtraColumn, ...]) -> str:
+    cols = []
+    for x in extras:
+        src = f"NULLIF(TRIM(f_{x.name}), '')"
+        if x.sql_type != "VARCHAR":
+            cols.append(f"{src} AS r_{x.name}")
+        if x.sql_type == "VARCHAR":
+            cols.append(f"{src} AS {x.name}")
+        elif x.sql_type == "BOOLEAN":
+            cols.append(f"CASE WHEN LOWER({src}) IN ('true', 'false') THEN LOWER({src}) = 'true' END AS {x.name}")
+        elif x.sql_type == "BIGINT":
+            cols.append(f"CASE WHEN regexp_matches({src}, '^-?[0-9]{{1,18}}$') THEN CAST({src} AS BIGINT) END AS {x.name}")
+        else:
+            cols.append(
+                f"CASE WHEN regexp_matches({src}, '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$') "
+                f"THEN CAST({src} AS DOUBLE) END AS {x.name}"
+            )
+    return "".join(f",\n    {c}" for c in cols)
+
+
+def _extra_warnings(extras: tuple[ExtraColumn, ...]) -> str:
+    return "".join(
+        f",\n      CASE WHEN r_{x.name} IS NOT NULL AND {x.name} IS NULL THEN 'type_mismatch:{x.name}' END"
+        for x in extras
+        if x.sql_type != "VARCHAR"
+    )
+
+
+def transform_sql(
+    extras: tuple[ExtraColumn, ...] = (),
+    run_id: str = "",
+    future_tolerance_hours: int = 24,
+) -> str:
+    """The whole classification, normalisation and deduplication, in DuckDB SQL."""
+    lineage = ", ".join(LINEAGE)
+    extra_names = "".join(f", {x.name}" for x in extras)
+    extra_hash = "".join(f", COALESCE(CAST({x.name} AS VARCHAR), '')" for x in extras)
+    types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
+    return f"""
+WITH cleaned AS (
+  SELECT
+    {lineage}, value, _utf8_ok, _json_ok, _is_object,
+    NULLIF(TRIM(f_event_id), '') AS s_event_id,
+    NULLIF(TRIM(f_user_id), '') AS s_user_id,
+    NULLIF(LOWER(TRIM(f_event_type)), '') AS s_event_type,
+    NULLIF(TRIM(f_ts), '') AS s_ts,
+    NULLIF(TRIM(f_page), '') AS page,
+    NULLIF(LOWER(TRIM(f_source)), '') AS s_source,
+    NULLIF(LOWER(TRIM(f_device)), '') AS s_device,
+    NULLIF(LOWER(TRIM(f_country)), '') AS s_country,
+    NULLIF(TRIM(f_product_id), '') AS s_product_id,
+    NULLIF(TRIM(f_price), '') AS s_price,
+    NULLIF(TRIM(f_quantity), '') AS s_quantity,
+    UPPER(COALESCE(NULLIF(TRIM(f_currency), ''), 'USD')) AS currency,
+    NULLIF(TRIM(f_campaign), '') AS campaign{_extra_select(extras)}
+  FROM parsed
+),
+typed AS (
+  SELECT
+    c.*,
+    CASE WHEN regexp_matches(LOWER(s_event_id), '{UUID_RE}') THEN LOWER(s_event_id) END AS event_id,
+    CASE WHEN regexp_matches(s_user_id, '^[0-9]{{1,18}}$') THEN CAST(s_user_id AS BIGINT) END AS user_id,
+    CASE WHEN s_event_type IN ({types}) THEN s_event_type END AS event_type,
+    CASE
+      WHEN regexp_matches(s_ts, '^[0-9]{{11,15}}$') THEN CAST(epoch_ms(CAST(s_ts AS BIGINT)) AS TIMESTAMPTZ)
+      WHEN regexp_matches(s_ts, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST(s_ts AS TIMESTAMPTZ)
+    END AS ts,
+    CASE WHEN regexp_matches(s_product_id, '^[0-9]{{1,18}}$') THEN CAST(s_product_id AS BIGINT) END AS product_id,
+    CASE WHEN regexp_matches(s_price, '^-?[0-9]{{1,15}}(\\.[0-9]+)?$') THEN CAST(s_price AS DECIMAL(18, 2)) END AS price,
+    CASE WHEN regexp_matches(s_quantity, '^[0-9]{{1,9}}$') THEN CAST(s_quantity AS INT) END AS quantity
+  FROM cleaned AS c
+),
+conformed AS (
+  SELECT
+    t.*,
+    rc.country_code AS country,
+    COALESCE(rs.source, CASE WHEN t.s_source IS NOT NULL THEN 'other' END) AS source,
+    COALESCE(rd.device, CASE WHEN t.s_device IS NOT NULL THEN 'other' END) AS device,
+    fx.rate_to_base AS fx_rate
+  FROM typed AS t
+  LEFT JOIN ref_country AS rc ON rc.lookup_key = t.s_country
+  LEFT JOIN ref_source AS rs ON rs.lookup_key = t.s_source
+  LEFT JOIN ref_device AS rd ON rd.lookup_key = t.s_device
+  LEFT JOIN ref_fx AS fx
+    ON fx.currency = t.currency AND CAST(t.ts AS DATE) >= fx.valid_from AND CAST(t.ts AS DATE) < fx.valid_to
+),
+checked AS (
+  SELECT
+    c.*,
+    list_filter([
+      CASE WHEN NOT _utf8_ok THEN 'invalid_utf8' END,
+      CASE WHEN _utf8_ok AND NOT _json_ok THEN 'malformed_json' END,
+      CASE WHEN _json_ok AND NOT _is_object THEN 'not_an_object' END,
+      CASE WHEN _is_object AND s_event_id IS NULL THEN 'missing_event_id' END,
+      CASE WHEN s_event_id IS NOT NULL AND event_id IS NULL THEN 'invalid_event_id' END,
+      CASE WHEN _is_object AND s_user_id IS NULL THEN 'missing_user_id' END,
+      CASE WHEN s_user_id IS NOT NULL AND user_id IS NULL THEN 'invalid_user_id' END,
+      CASE WHEN _is_object AND s_event_type IS NULL THEN 'missing_event_type' END,
+      CASE WHEN s_event_type IS NOT NULL AND event_type IS NULL THEN 'unknown_event_type' END,
+      CASE WHEN _is_object AND s_ts IS NULL THEN 'missing_ts' END,
+      CASE WHEN s_ts IS NOT NULL AND ts IS NULL THEN 'invalid_ts' END,
+      CASE WHEN ts > ingestion_time + INTERVAL '{int(future_tolerance_hours)}' HOUR THEN 'future_ts' END,
+      CASE WHEN event_type IN ('add_to_cart', 'purchase') AND s_product_id IS NULL THEN 'missing_product_id' END,
+      CASE WHEN s_product_id IS NOT NULL AND product_id IS NULL THEN 'invalid_product_id' END,
+      CASE WHEN event_type = 'purchase' AND s_price IS NULL THEN 'missing_price' END,
+      CASE WHEN s_price IS NOT NULL AND price IS NULL THEN 'invalid_price' END,
+      CASE WHEN price < 0 THEN 'negative_price' END,
+      CASE WHEN event_type = 'purchase' AND s_quantity IS NULL THEN 'missing_quantity' END,
+      CASE WHEN s_quantity IS NOT NULL AND (quantity IS NULL OR quantity < 1) THEN 'invalid_quantity' END,
+      CASE WHEN event_type = 'purchase' AND ts IS NOT NULL AND fx_rate IS NULL THEN 'unsupported_currency' END
+    ], x -> x IS NOT NULL) AS reasons,
+    list_filter([
+      CASE WHEN s_country IS NOT NULL AND country IS NULL THEN 'unknown_country' END,
+      CASE WHEN source = 'other' THEN 'unknown_source' END,
+      CASE WHEN device = 'other' THEN 'unknown_device' END,
+      CASE WHEN event_type <> 'purchase' AND fx_rate IS NULL AND ts IS NOT NULL THEN 'unknown_currency' END{_extra_warnings(extras)}
+    ], x -> x IS NOT NULL) AS dq_warnings,
+    md5(concat_ws('|',
+      COALESCE(event_id, ''), COALESCE(CAST(user_id AS VARCHAR), ''), COALESCE(event_type, ''),
+      COALESCE(CAST(epoch_us(ts) AS VARCHAR), ''), COALESCE(page, ''), COALESCE(source, ''),
+      COALESCE(device, ''), COALESCE(country, ''), COALESCE(CAST(product_id AS VARCHAR), ''),
+      COALESCE(CAST(price AS VARCHAR), ''), COALESCE(CAST(quantity AS VARCHAR), ''), currency,
+      COALESCE(campaign, ''){extra_hash})) AS payload_hash
+  FROM conformed AS c
+),
+valid AS (
+  SELECT
+    v.*,
+    row_number() OVER (PARTITION BY event_id ORDER BY commit_version, ordinal) AS rn,
+    first_value(payload_hash) OVER (PARTITION BY event_id ORDER BY commit_version, ordinal) AS first_hash
+  FROM checked AS v
+  WHERE array_length(reasons) = 0
+),
+decided AS (
+  SELECT
+    v.*,
+    CASE
+      WHEN e.event_id IS NOT NULL AND e.payload_hash = v.payload_hash THEN 'duplicate'
+      WHEN e.event_id IS NOT NULL THEN 'quarantine'
+      WHEN v.rn = 1 THEN 'insert'
+      WHEN v.payload_hash = v.first_hash THEN 'duplicate'
+      ELSE 'quarantine'
+    END AS outcome
+  FROM valid AS v
+  LEFT JOIN existing AS e ON e.event_id = v.event_id
+),
+all_rows AS (
+  SELECT
+    {lineage}, value, event_id, user_id, event_type, ts, page, source, device, country, product_id,
+    price, quantity, currency, campaign{extra_names}, fx_rate, dq_warnings, payload_hash, outcome,
+    CASE WHEN outcome = 'quarantine' THEN ['conflicting_duplicate'] ELSE reasons END AS reasons
+  FROM decided
+  UNION ALL
+  SELECT
+    {lineage}, value, event_id, user_id, event_type, ts, page, source, device, country, product_id,
+    price, quantity, currency, campaign{extra_names}, fx_rate, dq_warnings, payload_hash,
+    'quarantine' AS outcome, reasons
+  FROM checked
+  WHERE array_length(reasons) > 0
+)
+SELECT
+  {lineage}, value, outcome, reasons,
+  event_id, user_id, event_type, ts, CAST(ts AS DATE) AS event_date, page, source, device, country,
+  product_id, price, quantity, currency,
+  CAST(price * quantity AS DECIMAL(18, 2)) AS amount,
+  CAST(price * quantity * fx_rate AS DECIMAL(18, 2)) AS amount_base,
+  campaign{extra_names}, dq_warnings, payload_hash,
+  '{run_id}' AS run_id
+FROM all_rows
+"""
+
+
+def to_dialect(sql: str, dialect: str) -> str:
+    """Transpile the DuckDB SQL to another engine's dialect (e.g. 'spark')."""
+    if dialect == "duckdb":
+        return sql
+    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
