@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -103,3 +104,20 @@ def version_chunks(dt: DeltaTable, after: int, max_rows: int) -> Iterator[tuple[
 def changes(dt: DeltaTable, first: int, last: int) -> pa.RecordBatchReader:
     """Rows inserted by versions first..last (Change Data Feed), with _commit_version."""
     return pa.RecordBatchReader.from_stream(dt.load_cdf(starting_version=first, ending_version=last))
+
+
+def _plain(field: pa.Field) -> pa.Field:
+    if pa.types.is_string_view(field.type):
+        return field.with_type(pa.string())
+    if pa.types.is_binary_view(field.type):
+        return field.with_type(pa.binary())
+    return field
+
+
+def inserted_rows(dt: DeltaTable, first: int, last: int) -> pa.Table:
+    """Rows inserted by versions first..last as one table (small tables only), view types made plain."""
+    table = changes(dt, first, last).read_all()
+    table = table.cast(pa.schema([_plain(f) for f in table.schema]))
+    table = table.filter(pc.equal(table["_change_type"], "insert")).drop_columns(["_change_type", "_commit_timestamp"])
+    idx = table.schema.get_field_index("_commit_version")
+    return table.set_column(idx, "_commit_version", table["_commit_version"].cast(pa.int64()))

@@ -20,6 +20,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,10 @@ class LocalPostgres:
             )
         except subprocess.TimeoutExpired:
             raise ServiceError(f"PostgreSQL {what} timed out after {timeout:.0f}s (log: {log})") from None
+        except OSError as exc:  # runuser or a PostgreSQL binary missing / not executable
+            raise ServiceError(
+                f"PostgreSQL {what}: cannot run {exc.filename or args[0]}: {exc.strerror}"
+            ) from None
         out = proc.stdout.decode(errors="replace")
         if log is not None and what == "initdb":
             log.write_text(out)
@@ -199,9 +204,23 @@ class LocalPostgres:
             return None  # pid reused by an unrelated process: the pidfile is stale
         return pid
 
-    def _clear_stale_pidfile(self) -> None:
+    def _clear_stale_pidfile(self) -> bool:
+        """Remove postmaster.pid (and our socket lock files) left by a crash. True if any was stale.
+
+        PostgreSQL itself refuses to start while the recorded pid exists, which includes a crashed
+        postmaster that is still a zombie and an unrelated process that got the same pid."""
+        stale = False
         if self.pidfile.exists() and self._our_pid() is None:
+            old, _ = self._pidfile_info()
             self.pidfile.unlink(missing_ok=True)
+            stale = True
+            if old is not None:  # give a crashed postmaster a moment to be reaped
+                wait_until(lambda: not Path(f"/proc/{old}").exists() or proc_cwd(old) != self.data_dir, 3)
+        if self.socket_dir and self.socket_dir.is_dir() and not self.pidfile.exists():
+            for lock in self.socket_dir.glob(".s.PGSQL.*.lock"):
+                lock.unlink(missing_ok=True)
+                stale = True
+        return stale
 
     def status(self) -> ServiceStatus:
         pid = self._our_pid()
@@ -275,7 +294,7 @@ class LocalPostgres:
             return current
         bindir = find_pg_bin()
         self._prepare_dirs()
-        self._clear_stale_pidfile()
+        crashed = self._clear_stale_pidfile()
         if port_in_use(self.port):
             raise ServiceError(
                 f"port {LOOPBACK}:{self.port} is busy ({port_owner(self.port)}): stop it or set "
@@ -283,24 +302,23 @@ class LocalPostgres:
             )
         self._initdb(bindir)
         self._write_conf()
-        self._run(
-            [
-                str(bindir / "pg_ctl"),
-                "start",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_path),
-                "-w",
-                "-t",
-                str(int(timeout)),
-            ],
-            self.log_path,
-            "start",
-            timeout=timeout + 10,
-        )
+        start = [str(bindir / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_path)]
+        start += ["-w", "-t", str(int(timeout))]
+        # after a crash, the old server's children may hold shared memory for a few more seconds
+        attempts = 6 if crashed else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run(start, self.log_path, "start", timeout=timeout + 10)
+                break
+            except ServiceError:
+                if attempt == attempts:
+                    raise
+                time.sleep(1)
+                self._clear_stale_pidfile()
         if not wait_until(lambda: self._our_pid() is not None, 10):
-            raise ServiceError(f"PostgreSQL did not come up: {log_tail(self.log_path, 1)} (log: {self.log_path})")
+            raise ServiceError(
+                f"PostgreSQL did not come up: {log_tail(self.log_path, 1)} (log: {self.log_path})"
+            )
         self._ensure_databases()
         return self.status()
 
@@ -316,6 +334,11 @@ class LocalPostgres:
                         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
         except psycopg.Error as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if f'role "{self.user}" does not exist' in str(exc):
+                raise ServiceError(
+                    f"the cluster in {self.data_dir} was initialised for another user than '{self.user}': "
+                    "set postgres.user back, or stop the service and move that data dir away"
+                ) from None
             raise ServiceError(
                 f"PostgreSQL on {LOOPBACK}:{self.port} is up but creating databases failed: {msg} "
                 f"(log: {self.log_path})"
@@ -330,7 +353,17 @@ class LocalPostgres:
         bindir = find_pg_bin()
         try:
             self._run(
-                [str(bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout))],
+                [
+                    str(bindir / "pg_ctl"),
+                    "stop",
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                ],
                 self.log_path,
                 "stop",
                 timeout=timeout + 10,

@@ -22,6 +22,7 @@ the bucket or to probe the server (tests use it for the auth and conditional-put
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -144,8 +145,12 @@ class S3Client:
             [method, canonical_uri, canonical_query, canonical_headers, signed_headers, payload_hash]
         )
         scope = f"{day}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        key = _hmac(_hmac(_hmac(_hmac(f"AWS4{self.secret_key}".encode(), day), self.region), "s3"), "aws4_request")
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        key = _hmac(
+            _hmac(_hmac(_hmac(f"AWS4{self.secret_key}".encode(), day), self.region), "s3"), "aws4_request"
+        )
         signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
         hdrs["authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
@@ -175,7 +180,9 @@ class LocalSeaweedFS:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalSeaweedFS:
         return cls(
-            base=settings.state_path / "seaweedfs", port=settings.seaweedfs.port, bucket=settings.seaweedfs.bucket
+            base=settings.state_path / "seaweedfs",
+            port=settings.seaweedfs.port,
+            bucket=settings.seaweedfs.bucket,
         )
 
     # -- paths --------------------------------------------------------------------------------
@@ -240,7 +247,9 @@ class LocalSeaweedFS:
 
         try:
             data = json.loads(self.credentials_path.read_text())
-            return S3Credentials(data["access_key"], data["secret_key"], data.get("endpoint") or self.endpoint)
+            return S3Credentials(
+                data["access_key"], data["secret_key"], data.get("endpoint") or self.endpoint
+            )
         except (OSError, ValueError, KeyError):
             raise ServiceError(
                 f"no SeaweedFS credentials at {self.credentials_path}: run `lakehouse services start`"
@@ -280,12 +289,30 @@ class LocalSeaweedFS:
         self.ports_path.write_text(json.dumps(ports, indent=2) + "\n")
         return ports
 
+    def _remove_grpc_sockets(self) -> None:
+        """weed always adds /tmp/seaweedfs-<role>-grpc-<port>.sock beside each gRPC port and leaves
+        them behind; remove the ones for our (now closed) ports."""
+        try:
+            ports = json.loads(self.ports_path.read_text())
+        except (OSError, ValueError):
+            return
+        for role in ("master", "volume", "filer", "s3"):
+            port = ports.get(f"{role}.port.grpc")
+            sock = Path(f"/tmp/seaweedfs-{role}-grpc-{port}.sock")
+            if port and sock.is_socket() and not listening(int(port)):
+                sock.unlink(missing_ok=True)
+
     def status(self) -> ServiceStatus:
         pid = self._our_pid()
         detail = f"data {self.data_dir}, log {self.log_path}, bucket {self.bucket}"
         if pid is None and self.pidfile.exists():
             detail += " (stale weed.pid)"
-        return ServiceStatus(self.name, pid is not None, pid, f"{LOOPBACK}:{self.port}", detail)
+        port = self.port
+        if pid is not None:  # report the port it really serves on
+            for arg in proc_cmdline(pid):
+                if arg.startswith("-s3.port=") and arg.removeprefix("-s3.port=").isdigit():
+                    port = int(arg.removeprefix("-s3.port="))
+        return ServiceStatus(self.name, pid is not None, pid, f"{LOOPBACK}:{port}", detail)
 
     def _command(self, weed: Path, ports: dict[str, int]) -> list[str]:
         args = [
@@ -313,11 +340,25 @@ class LocalSeaweedFS:
                 args.append(f"-{flag}={path}")
         return args
 
+    def _environment(self) -> dict[str, str]:
+        """weed puts its gRPC unix sockets (and any glog files) in TMPDIR: keep them in our state."""
+        env = dict(os.environ)
+        tmp = self.base / "tmp"
+        if len(str(tmp)) + len("/seaweedfs-volume-grpc-65535.sock") <= _MAX_SOCKET_PATH:
+            tmp.mkdir(parents=True, exist_ok=True)
+            env["TMPDIR"] = str(tmp)
+        return env
+
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self, timeout: float = 60) -> ServiceStatus:
         """Start the server, wait for an authenticated S3 answer, ensure the bucket. No-op if running."""
         current = self.status()
         if current.running:
+            if current.address != f"{LOOPBACK}:{self.port}":
+                raise ServiceError(
+                    f"SeaweedFS is already running on {current.address} but settings say port {self.port}: "
+                    "run `lakehouse services stop` first"
+                )
             self._ensure_bucket(timeout=15)
             return current
         weed = find_weed()
@@ -337,6 +378,7 @@ class LocalSeaweedFS:
             proc = subprocess.Popen(
                 cmd,
                 cwd=self.base,
+                env=self._environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -408,21 +450,18 @@ class LocalSeaweedFS:
             except OSError as exc:
                 last = str(exc) or type(exc).__name__
             time.sleep(0.3)
-        raise ServiceError(
-            f"SeaweedFS bucket {self.bucket!r} is not usable ({last}); log: {self.log_path}"
-        )
+        raise ServiceError(f"SeaweedFS bucket {self.bucket!r} is not usable ({last}); log: {self.log_path}")
 
     def stop(self, timeout: float = 20) -> ServiceStatus:
         """SIGTERM the weed process recorded in weed.pid (only that pid). No-op if not running."""
         pid = self._our_pid()
         if pid is not None:
             terminate(pid, timeout)
-            try:  # reap it if it is our child (tests); harmless otherwise
+            with contextlib.suppress(ChildProcessError):  # reap it if it is our child (tests)
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
             # a killed multi-threaded process shows as a zombie before its sockets are closed
             wait_until(lambda: not listening(self.port), 10)
+            self._remove_grpc_sockets()
         self.pidfile.unlink(missing_ok=True)
         return self.status()
 
@@ -450,5 +489,7 @@ def _get_json(url: str) -> dict[str, Any]:
 def _data_nodes(dir_status: dict[str, Any]) -> int:
     topo = dir_status.get("Topology") or {}
     return sum(
-        len(rack.get("DataNodes") or []) for dc in topo.get("DataCenters") or [] for rack in dc.get("Racks") or []
+        len(rack.get("DataNodes") or [])
+        for dc in topo.get("DataCenters") or []
+        for rack in dc.get("Racks") or []
     )

