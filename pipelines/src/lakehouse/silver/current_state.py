@@ -44,7 +44,7 @@ def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
     if done is not None and done >= last:
         rec.detail = "up to date"
         return rec.finish()
-    rows = delta.inserted_rows(src, (done or -1) + 1, last)
+    rows = delta.inserted_rows(src, (-1 if done is None else done) + 1, last)
     rec.rows_in = rows.num_rows
     keys = ", ".join(t.keys)
     con = lake.duckdb()

@@ -79,7 +79,7 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
     if done is not None and done >= last:
         rec.detail = "up to date"
         return rec.finish()
-    new_rows = delta.inserted_rows(src, (done or -1) + 1, last)
+    new_rows = delta.inserted_rows(src, (-1 if done is None else done) + 1, last)
     rec.rows_in = new_rows.num_rows
     if rec.rows_in == 0:
         rec.detail = "no new rows"

@@ -1,0 +1,306 @@
+"""`lakehouse` — the command line of the pipeline package."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lakehouse import jobs, report
+from lakehouse.config import Settings, load_settings
+from lakehouse.errors import LakehouseError
+from lakehouse.reconcile import Reconciliation, new_run_id
+from lakehouse.services import all_services
+from lakehouse.storage import Lake
+
+app = typer.Typer(help="Ampere Lakehouse pipelines: generator, bronze, silver on the embedded engine.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+services_app = typer.Typer(help="Local services (PostgreSQL; SeaweedFS for s3:// lakes).", no_args_is_help=True)
+generate_app = typer.Typer(help="Generate events and the source database.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+app.add_typer(generate_app, name="generate")
+# Wide enough for the summary tables when output is a pipe or a CI log.
+console = Console(width=None if sys.stdout.isatty() else 160)
+EnvOpt = Annotated[str | None, typer.Option("--env", help="environments/<env>/pipeline.yaml (default: local)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a setting: --set generator.events=5000")]
+
+# Sub-commands that other parts of the package contribute (registered when present).
+PLUGINS = {"gold": "lakehouse.gold.cli", "stream": "lakehouse.streaming.cli"}
+
+
+def _settings(env: str | None, sets: list[str] | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise LakehouseError(f"--set needs key=value (got {item!r})")
+        overrides[key.strip()] = value.strip()
+    return load_settings(env, overrides)
+
+
+class Bars:
+    """Rich progress bars keyed by task name, fed by jobs.Hooks."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def plan(self, name: str, total: int) -> None:
+        if name in self.tasks:
+            self.progress.update(self.tasks[name], total=total)
+        else:
+            self.tasks[name] = self.progress.add_task(name, total=max(total, 1))
+
+    def advance(self, name: str, n: int) -> None:
+        if name not in self.tasks:
+            self.plan(name, n)
+        self.progress.advance(self.tasks[name], n)
+
+    def finish(self) -> None:
+        for task in self.tasks.values():
+            t = self.progress.tasks[task]
+            self.progress.update(task, total=max(t.completed, 1), completed=max(t.completed, 1))
+
+    @property
+    def hooks(self) -> jobs.Hooks:
+        return jobs.Hooks(plan=self.plan, advance=self.advance)
+
+
+@contextmanager
+def bars() -> Iterator[Bars]:
+    progress = Progress(
+        TextColumn("[bold blue]{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        b = Bars(progress)
+        yield b
+        b.finish()
+
+
+def _timed(name: str, steps: list[tuple[str, float]], fn: Callable[[], Any]) -> Any:
+    start = time.perf_counter()
+    result = fn()
+    steps.append((name, time.perf_counter() - start))
+    return result
+
+
+# -- services -------------------------------------------------------------------------------------
+def _status_table(settings: Settings) -> Table:
+    table = Table(title=f"Local services (state: {settings.state_path})", title_justify="left")
+    for col in ("service", "running", "pid", "address", "detail"):
+        table.add_column(col)
+    for svc in all_services(settings):
+        st = svc.status()
+        table.add_row(st.name, "[green]yes[/]" if st.running else "[red]no[/]", str(st.pid or "-"), st.address, st.detail)
+    return table
+
+
+@services_app.command("start")
+def services_start(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Start the local services (idempotent)."""
+    settings = _settings(env, set_)
+    for svc in all_services(settings):
+        svc.start()
+    console.print(_status_table(settings))
+
+
+@services_app.command("stop")
+def services_stop(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Stop the local services this project started (idempotent)."""
+    settings = _settings(env, set_)
+    for svc in reversed(all_services(settings)):
+        svc.stop()
+    console.print(_status_table(settings))
+
+
+@services_app.command("status")
+def services_status(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Show which local services run where."""
+    console.print(_status_table(_settings(env, set_)))
+
+
+@app.command("status")
+def status(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Services, lake location and tables at a glance."""
+    settings = _settings(env, set_)
+    console.print(_status_table(settings))
+    console.print(f"lake: [bold]{settings.lake_uri}[/]")
+    console.print(report.table_counts(Lake(settings)))
+
+
+@app.command("config")
+def show_config(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Print the effective settings as JSON."""
+    settings = _settings(env, set_)
+    console.print_json(json.dumps(settings.model_dump(mode="json")))
+
+
+# -- generator ------------------------------------------------------------------------------------
+@generate_app.command("events")
+def generate_events(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Write generator events as NDJSON files into <lake>/landing/events/."""
+    settings = _settings(env, set_)
+    with bars() as b:
+        counts = jobs.generate_events(Lake(settings), settings, b.hooks)
+    console.print(_counter_table("Generated lines", counts))
+
+
+@generate_app.command("source")
+def generate_source(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """(Re)create and bulk-load the PostgreSQL source database with COPY."""
+    settings = _settings(env, set_)
+    summary = jobs.generate_source(settings)
+    console.print(f"loaded {summary}")
+
+
+@generate_app.command("changes")
+def generate_changes(
+    batch: Annotated[int, typer.Option(help="change batch number (1, 2, ...)")],
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Apply change batch N to the source database (once; reapplying is a no-op)."""
+    settings = _settings(env, set_)
+    summary = jobs.apply_changes(settings, batch)
+    console.print(summary or f"change batch {batch} was applied before; nothing to do")
+
+
+def _counter_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for key, value in sorted(counts.items(), key=lambda kv: -kv[1]):
+        table.add_row(key, f"{value:,}")
+    return table
+
+
+# -- layers ---------------------------------------------------------------------------------------
+@app.command("bronze")
+def bronze_cmd(
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    source: Annotated[list[str] | None, typer.Option(help="events and/or postgres (default both)")] = None,
+) -> None:
+    """Ingest landing files and the PostgreSQL source into bronze (exactly once)."""
+    settings = _settings(env, set_)
+    sources = tuple(source or ("events", "postgres"))
+    with bars() as b:
+        recs = jobs.bronze(Lake(settings), settings, new_run_id(), b.hooks, sources)
+    console.print(report.reconciliation_table(recs))
+
+
+@app.command("silver")
+def silver_cmd(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """bronze -> silver: validate, quarantine, deduplicate, conform, SCD2, upserts."""
+    settings = _settings(env, set_)
+    run_id = new_run_id()
+    lake = Lake(settings)
+    with bars() as b:
+        recs = jobs.silver(lake, settings, run_id, b.hooks)
+    console.print(report.reconciliation_table(recs))
+    console.print(report.quarantine_reasons(lake, [run_id]))
+
+
+@app.command("run")
+def run_cmd(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """bronze then silver, as a scheduler would run them."""
+    settings = _settings(env, set_)
+    lake = Lake(settings)
+    run_id = new_run_id()
+    with bars() as b:
+        recs = jobs.bronze(lake, settings, run_id, b.hooks) + jobs.silver(lake, settings, run_id, b.hooks)
+    console.print(report.reconciliation_table(recs))
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    env: EnvOpt = None, set_: SetOpt = None, last: Annotated[int, typer.Option(help="rows to show")] = 20
+) -> None:
+    """Show the stored reconciliation records (rows in = rows accounted for, per run and source)."""
+    console.print(report.stored_reconciliation_table(Lake(_settings(env, set_)), last))
+
+
+@app.command("tables")
+def tables_cmd(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Rows, version and files of every table."""
+    console.print(report.table_counts(Lake(_settings(env, set_))))
+
+
+@app.command("demo")
+def demo(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """The main job on the embedded default: services, generator, bronze, silver, summary."""
+    settings = _settings(env, set_)
+    steps: list[tuple[str, float]] = []
+    recs: list[Reconciliation] = []
+    run_ids: list[str] = []
+    console.rule("[bold]Ampere Lakehouse demo")
+    console.print(f"lake: [bold]{settings.lake_uri}[/]   events: {settings.generator.events:,}   "
+                  f"customers: {settings.generator.customers:,}   seed: {settings.generator.seed}")
+    _timed("start services", steps, lambda: [s.start() for s in all_services(settings)])
+    lake = Lake(settings)
+    source = _timed("load source database", steps, lambda: jobs.generate_source(settings))
+    console.print(f"source database loaded: {source}")
+    with bars() as b:
+        _timed("generate events", steps, lambda: jobs.generate_events(lake, settings, b.hooks))
+        run_ids.append(new_run_id())
+        recs += _timed("bronze", steps, lambda: jobs.bronze(lake, settings, run_ids[-1], b.hooks))
+        recs += _timed("silver", steps, lambda: jobs.silver(lake, settings, run_ids[-1], b.hooks))
+    for batch in range(1, settings.generator.change_batches + 1):
+        summary = _timed(f"change batch {batch}", steps, lambda batch=batch: jobs.apply_changes(settings, batch))
+        console.print(f"change batch {batch}: {summary or 'applied before'}")
+        run_ids.append(new_run_id())
+        recs += _timed(f"bronze+silver after batch {batch}", steps, lambda: (
+            jobs.bronze(lake, settings, run_ids[-1], sources=("postgres",))
+            + jobs.silver(lake, settings, run_ids[-1])
+        ))
+    console.rule("[bold]Summary")
+    report.show(
+        console,
+        report.table_counts(lake),
+        report.quarantine_reasons(lake, run_ids),
+        report.reconciliation_table(recs, "Reconciliation (this demo)"),
+        report.timings(steps),
+    )
+    unbalanced = [r for r in recs if not r.balanced]
+    console.print("[green]every run's counts add up[/]" if not unbalanced else f"[red]{len(unbalanced)} unbalanced[/]")
+
+
+def _register_plugins() -> None:
+    for name, module in PLUGINS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        app.add_typer(mod.app, name=name)
+
+
+def main() -> None:
+    _register_plugins()
+    try:
+        app()
+    except LakehouseError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Custom checkov policies for the dmacvicar/libvirt resources (checkov ships none)."""
