@@ -13,6 +13,15 @@ ENV       ?= local
 export LAKEHOUSE_ENV := $(ENV)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
+# Fragments from the parts that bring their own tools. They may append to:
+#   PIPELINE_TEST_DEPS  targets `make test-pipelines` needs first (e.g. a dbt virtualenv)
+#   LINT_DEPS           extra lint targets run by `make lint`
+PIPELINE_TEST_DEPS :=
+LINT_DEPS :=
+-include dbt/dbt.mk
+-include dags/airflow.mk
+-include pipelines/streaming.mk
+
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
 
 help: ## Show this help
@@ -42,13 +51,13 @@ services-down: setup ## Stop the local services this project started
 
 test: test-pipelines test-terraform test-ansible ## Run the whole test suite (slow integration tests included)
 
-test-pipelines: setup ## Run the pipeline package's tests (real PostgreSQL, SeaweedFS, PySpark)
+test-pipelines: setup $(PIPELINE_TEST_DEPS) ## Run the pipeline package's tests (real PostgreSQL, SeaweedFS, PySpark)
 	cd pipelines && $(PYTEST) -q
 
-test-fast: setup ## Pipeline tests without the slow integration ones
+test-fast: setup $(PIPELINE_TEST_DEPS) ## Pipeline tests without the slow integration ones
 	cd pipelines && $(PYTEST) -q -m "not slow"
 
-lint: lint-python lint-terraform lint-ansible ## Run every linter
+lint: lint-python lint-terraform lint-ansible $(LINT_DEPS) ## Run every linter
 
 lint-python: setup ## ruff and mypy over the pipeline package
 	cd pipelines && $(VENV)/bin/ruff check src tests bench && $(VENV)/bin/ruff format --check src tests bench && $(VENV)/bin/mypy
@@ -63,6 +72,4 @@ clean: ## Stop local services and remove the local state, lake and virtualenvs
 	-@[ -x $(LAKEHOUSE) ] && $(LAKEHOUSE) services stop || true
 	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
 
--include terraform/terraform.mk
--include ansible/ansible.mk
 

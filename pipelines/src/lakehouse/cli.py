@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -15,26 +14,40 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lakehouse import jobs, report
+from lakehouse import demo, jobs, report
 from lakehouse.config import Settings, load_settings
 from lakehouse.errors import LakehouseError
-from lakehouse.reconcile import Reconciliation, new_run_id
+from lakehouse.reconcile import new_run_id
 from lakehouse.services import all_services
 from lakehouse.storage import Lake
 
-app = typer.Typer(help="Ampere Lakehouse pipelines: generator, bronze, silver on the embedded engine.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-services_app = typer.Typer(help="Local services (PostgreSQL; SeaweedFS for s3:// lakes).", no_args_is_help=True)
+app = typer.Typer(
+    help="Ampere Lakehouse pipelines: generator, bronze, silver on the embedded engine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+services_app = typer.Typer(
+    help="Local services (PostgreSQL; SeaweedFS for s3:// lakes).", no_args_is_help=True
+)
 generate_app = typer.Typer(help="Generate events and the source database.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 app.add_typer(generate_app, name="generate")
 # Wide enough for the summary tables when output is a pipe or a CI log.
 console = Console(width=None if sys.stdout.isatty() else 160)
-EnvOpt = Annotated[str | None, typer.Option("--env", help="environments/<env>/pipeline.yaml (default: local)")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a setting: --set generator.events=5000")]
+EnvOpt = Annotated[
+    str | None, typer.Option("--env", help="environments/<env>/pipeline.yaml (default: local)")
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="override a setting: --set generator.events=5000")
+]
 
 # Sub-commands that other parts of the package contribute (registered when present).
-PLUGINS = {"gold": "lakehouse.gold.cli", "stream": "lakehouse.streaming.cli"}
+PLUGINS = {
+    "gold": "lakehouse.gold.cli",
+    "check": "lakehouse.quality.cli",
+    "stream": "lakehouse.streaming.cli",
+    "maintain": "lakehouse.maintenance.cli",
+}
 
 
 def _settings(env: str | None, sets: list[str] | None) -> Settings:
@@ -91,13 +104,6 @@ def bars() -> Iterator[Bars]:
         b.finish()
 
 
-def _timed(name: str, steps: list[tuple[str, float]], fn: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
-    result = fn()
-    steps.append((name, time.perf_counter() - start))
-    return result
-
-
 # -- services -------------------------------------------------------------------------------------
 def _status_table(settings: Settings) -> Table:
     table = Table(title=f"Local services (state: {settings.state_path})", title_justify="left")
@@ -105,7 +111,13 @@ def _status_table(settings: Settings) -> Table:
         table.add_column(col)
     for svc in all_services(settings):
         st = svc.status()
-        table.add_row(st.name, "[green]yes[/]" if st.running else "[red]no[/]", str(st.pid or "-"), st.address, st.detail)
+        table.add_row(
+            st.name,
+            "[green]yes[/]" if st.running else "[red]no[/]",
+            str(st.pid or "-"),
+            st.address,
+            st.detail,
+        )
     return table
 
 
@@ -241,42 +253,9 @@ def tables_cmd(env: EnvOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command("demo")
-def demo(env: EnvOpt = None, set_: SetOpt = None) -> None:
+def demo_cmd(env: EnvOpt = None, set_: SetOpt = None) -> None:
     """The main job on the embedded default: services, generator, bronze, silver, summary."""
-    settings = _settings(env, set_)
-    steps: list[tuple[str, float]] = []
-    recs: list[Reconciliation] = []
-    run_ids: list[str] = []
-    console.rule("[bold]Ampere Lakehouse demo")
-    console.print(f"lake: [bold]{settings.lake_uri}[/]   events: {settings.generator.events:,}   "
-                  f"customers: {settings.generator.customers:,}   seed: {settings.generator.seed}")
-    _timed("start services", steps, lambda: [s.start() for s in all_services(settings)])
-    lake = Lake(settings)
-    source = _timed("load source database", steps, lambda: jobs.generate_source(settings))
-    console.print(f"source database loaded: {source}")
-    with bars() as b:
-        _timed("generate events", steps, lambda: jobs.generate_events(lake, settings, b.hooks))
-        run_ids.append(new_run_id())
-        recs += _timed("bronze", steps, lambda: jobs.bronze(lake, settings, run_ids[-1], b.hooks))
-        recs += _timed("silver", steps, lambda: jobs.silver(lake, settings, run_ids[-1], b.hooks))
-    for batch in range(1, settings.generator.change_batches + 1):
-        summary = _timed(f"change batch {batch}", steps, lambda batch=batch: jobs.apply_changes(settings, batch))
-        console.print(f"change batch {batch}: {summary or 'applied before'}")
-        run_ids.append(new_run_id())
-        recs += _timed(f"bronze+silver after batch {batch}", steps, lambda: (
-            jobs.bronze(lake, settings, run_ids[-1], sources=("postgres",))
-            + jobs.silver(lake, settings, run_ids[-1])
-        ))
-    console.rule("[bold]Summary")
-    report.show(
-        console,
-        report.table_counts(lake),
-        report.quarantine_reasons(lake, run_ids),
-        report.reconciliation_table(recs, "Reconciliation (this demo)"),
-        report.timings(steps),
-    )
-    unbalanced = [r for r in recs if not r.balanced]
-    console.print("[green]every run's counts add up[/]" if not unbalanced else f"[red]{len(unbalanced)} unbalanced[/]")
+    demo.run(_settings(env, set_), console, bars)
 
 
 def _register_plugins() -> None:

@@ -118,6 +118,8 @@ def inserted_rows(dt: DeltaTable, first: int, last: int) -> pa.Table:
     """Rows inserted by versions first..last as one table (small tables only), view types made plain."""
     table = changes(dt, first, last).read_all()
     table = table.cast(pa.schema([_plain(f) for f in table.schema]))
-    table = table.filter(pc.equal(table["_change_type"], "insert")).drop_columns(["_change_type", "_commit_timestamp"])
+    table = table.filter(pc.equal(table["_change_type"], "insert")).drop_columns(
+        ["_change_type", "_commit_timestamp"]
+    )
     idx = table.schema.get_field_index("_commit_version")
     return table.set_column(idx, "_commit_version", table["_commit_version"].cast(pa.int64()))

@@ -83,7 +83,11 @@ def apply_changes(settings: Settings, batch: int) -> str | None:
 
 
 def bronze(
-    lake: Lake, settings: Settings, run_id: str, hooks: Hooks | None = None, sources: tuple[str, ...] = ("events", "postgres")
+    lake: Lake,
+    settings: Settings,
+    run_id: str,
+    hooks: Hooks | None = None,
+    sources: tuple[str, ...] = ("events", "postgres"),
 ) -> list[Reconciliation]:
     hooks = hooks or Hooks()
     recs: list[Reconciliation] = []

@@ -44,7 +44,9 @@ def table_counts(lake: Lake, names: Iterable[str] = TABLES) -> Table:
 
 
 def quarantine_reasons(lake: Lake, run_ids: list[str] | None = None) -> Table:
-    out = Table(title="Quarantine by reason" + (" (this run)" if run_ids else " (all runs)"), title_justify="left")
+    out = Table(
+        title="Quarantine by reason" + (" (this run)" if run_ids else " (all runs)"), title_justify="left"
+    )
     out.add_column("reason")
     out.add_column("rows", justify="right")
     dt = delta.open_table(lake, "silver.quarantine_events")

@@ -121,7 +121,9 @@ class Lake:
         return fs, f"{self.root.removeprefix('s3://')}/landing/{source}"
 
     # -- engines ------------------------------------------------------------------------------
-    def duckdb(self, memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    def duckdb(
+        self, memory_limit: str | None = None, threads: int | None = None
+    ) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection in UTC, with the delta/httpfs extensions and S3 secret when needed."""
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
@@ -148,6 +150,10 @@ class Lake:
                 f"REGION '{c.region}'",
             ]
             if c.endpoint_host:
-                parts += [f"ENDPOINT '{c.endpoint_host}'", "URL_STYLE 'path'", f"USE_SSL {str(c.use_ssl).lower()}"]
+                parts += [
+                    f"ENDPOINT '{c.endpoint_host}'",
+                    "URL_STYLE 'path'",
+                    f"USE_SSL {str(c.use_ssl).lower()}",
+                ]
             con.execute(f"CREATE OR REPLACE SECRET lake ({', '.join(parts)})")
         return con

@@ -65,7 +65,9 @@ def extract_table(
     hwm = high_water_mark(lake, table)
     lower = hwm - lookback if hwm else None
     columns = [r[0] for r in con.execute(f"DESCRIBE src.{SCHEMA}.{table.name}").fetchall()]
-    row_hash = "md5(concat_ws('|', " + ", ".join(f"COALESCE(CAST({c} AS VARCHAR), '∅')" for c in columns) + "))"
+    row_hash = (
+        "md5(concat_ws('|', " + ", ".join(f"COALESCE(CAST({c} AS VARCHAR), '∅')" for c in columns) + "))"
+    )
     where = "WHERE updated_at >= ?" if lower else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE extracted AS SELECT *, {row_hash} AS _row_hash "

@@ -13,10 +13,13 @@ import duckdb
 
 from lakehouse.silver.events_sql import LINEAGE, ExtraColumn
 
+SAMPLE_ROWS = 10_000
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # CASE, not AND: DuckDB evaluates both sides of AND in a projection, and json_type on
 # malformed text raises.
-OBJECT_TEST = "CASE WHEN raw_bytes IS NULL AND json_valid(value) THEN json_type(value) = 'OBJECT' ELSE false END"
+OBJECT_TEST = (
+    "CASE WHEN raw_bytes IS NULL AND json_valid(value) THEN json_type(value) = 'OBJECT' ELSE false END"
+)
 
 
 def parsed_sql(source: str, fields: tuple[str, ...]) -> str:
@@ -25,10 +28,10 @@ def parsed_sql(source: str, fields: tuple[str, ...]) -> str:
     cols = ", ".join(f"j.{f} AS f_{f}" for f in fields)
     lineage = ", ".join(LINEAGE)
     return f"""
-SELECT {lineage}, value, _utf8_ok, _json_ok, _is_object, {cols}
+SELECT {lineage}, _utf8_ok, _json_ok, _is_object, {cols}
 FROM (
   SELECT
-    {lineage}, value,
+    {lineage},
     raw_bytes IS NULL AS _utf8_ok,
     COALESCE(raw_bytes IS NULL AND json_valid(value), false) AS _json_ok,
     {OBJECT_TEST} AS _is_object,
@@ -61,9 +64,12 @@ def discover_fields(
         if not COLUMN_NAME.match(key):
             rejected.append(key)
             continue
+        # Infer the type from a sample of the rows that carry the field (as Auto Loader does);
+        # later values that do not fit become NULL with a type_mismatch warning.
         types = con.execute(
-            f"""SELECT DISTINCT json_type(value, '$."{key}"') FROM (SELECT value FROM {source} WHERE {OBJECT_TEST})
-                WHERE json_exists(value, '$."{key}"')"""
+            f"""SELECT DISTINCT json_type(value, '$."{key}"') FROM (
+                  SELECT value FROM {source}
+                  WHERE {OBJECT_TEST} AND json_exists(value, '$."{key}"') LIMIT {SAMPLE_ROWS})"""
         ).fetchall()
         present = {t[0] for t in types if t[0] not in (None, "NULL")}
         columns.append(ExtraColumn(key, _sql_type(present) if present else "VARCHAR"))

@@ -79,7 +79,17 @@ CREATE INDEX ON {SCHEMA}.order_items (updated_at);
 """
 TABLES = ("customers", "products", "orders", "order_items")
 FIRST_NAMES = ("Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger")
-LAST_NAMES = ("Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen")
+LAST_NAMES = (
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+)
 
 
 @dataclass(frozen=True)
@@ -118,15 +128,29 @@ def load(dsn: str, g: GeneratorSettings) -> LoadSummary:
         created = _second(g.start + timedelta(seconds=rng.uniform(0, span)))
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         customers.append(
-            (cid, f"{first} {last}", f"{first}.{last}.{cid}@example.com".lower(), country,
-             rng.choice(SEGMENTS), created, created)
+            (
+                cid,
+                f"{first} {last}",
+                f"{first}.{last}.{cid}@example.com".lower(),
+                country,
+                rng.choice(SEGMENTS),
+                created,
+                created,
+            )
         )
     products = []
     for pid in range(1, g.products + 1):
         created = g.start
         products.append(
-            (pid, f"Product {pid}", product_category(g.seed, pid), product_base_price(g.seed, pid), "USD",
-             created, created)
+            (
+                pid,
+                f"Product {pid}",
+                product_category(g.seed, pid),
+                product_base_price(g.seed, pid),
+                "USD",
+                created,
+                created,
+            )
         )
     orders, items = [], []
     for oid in range(1, g.orders + 1):
@@ -144,11 +168,21 @@ def load(dsn: str, g: GeneratorSettings) -> LoadSummary:
         cur.execute(DDL)
         cols = ("customer_id", "full_name", "email", "country", "segment", "created_at", "updated_at")
         _copy(cur, "customers", cols, customers)
-        _copy(cur, "products", ("product_id", "name", "category", "price", "currency", "created_at", "updated_at"),
-              products)
-        _copy(cur, "orders", ("order_id", "customer_id", "status", "currency", "order_ts", "updated_at"), orders)
-        _copy(cur, "order_items", ("order_id", "line_no", "product_id", "quantity", "unit_price", "updated_at"),
-              items)
+        _copy(
+            cur,
+            "products",
+            ("product_id", "name", "category", "price", "currency", "created_at", "updated_at"),
+            products,
+        )
+        _copy(
+            cur, "orders", ("order_id", "customer_id", "status", "currency", "order_ts", "updated_at"), orders
+        )
+        _copy(
+            cur,
+            "order_items",
+            ("order_id", "line_no", "product_id", "quantity", "unit_price", "updated_at"),
+            items,
+        )
         cur.execute(f"ANALYZE {SCHEMA}.customers, {SCHEMA}.products, {SCHEMA}.orders, {SCHEMA}.order_items")
     return LoadSummary(len(customers), len(products), len(orders), len(items))
 
@@ -226,9 +260,18 @@ def apply_changes(dsn: str, g: GeneratorSettings, batch: int) -> str | None:
             for line in range(1, rng.choice((1, 2, 3)) + 1):
                 pid = rng.choice(list(price_of))
                 item_rows.append((oid, line, pid, rng.choice((1, 2)), price_of[pid], ts))
-        _copy(cur, "orders", ("order_id", "customer_id", "status", "currency", "order_ts", "updated_at"), order_rows)
-        _copy(cur, "order_items", ("order_id", "line_no", "product_id", "quantity", "unit_price", "updated_at"),
-              item_rows)
+        _copy(
+            cur,
+            "orders",
+            ("order_id", "customer_id", "status", "currency", "order_ts", "updated_at"),
+            order_rows,
+        )
+        _copy(
+            cur,
+            "order_items",
+            ("order_id", "line_no", "product_id", "quantity", "unit_price", "updated_at"),
+            item_rows,
+        )
         summary = (
             f"{len(moved)} customers changed, {len(repriced)} prices changed, "
             f"{len(advanced)} orders advanced, {new_orders} new orders"

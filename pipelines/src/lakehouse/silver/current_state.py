@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow.compute as pc
-
 from lakehouse import delta
 from lakehouse.reconcile import Reconciliation
 from lakehouse.storage import Lake

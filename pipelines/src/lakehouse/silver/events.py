@@ -44,40 +44,41 @@ EVENT_COLUMNS = (
     "amount_base",
     "campaign",
 )
+# c = the classified row, b = its bronze row (joined back on commit_version, ordinal).
 AUDIT_COLUMNS = (
-    "dq_warnings",
-    "payload_hash",
-    "ingestion_time AS _ingestion_time",
-    "source_system AS _source_system",
-    "source_file AS _source_file",
-    "source_line AS _source_line",
-    "topic AS _kafka_topic",
-    "kafka_partition AS _kafka_partition",
-    "kafka_offset AS _kafka_offset",
-    "batch_id AS _batch_id",
-    "ordinal AS _ordinal",
-    "commit_version AS _commit_version",
-    "run_id AS _run_id",
+    "c.dq_warnings",
+    "c.payload_hash",
+    "b.ingestion_time AS _ingestion_time",
+    "b.source_system AS _source_system",
+    "b.source_file AS _source_file",
+    "b.source_line AS _source_line",
+    "b.topic AS _kafka_topic",
+    "b.kafka_partition AS _kafka_partition",
+    "b.kafka_offset AS _kafka_offset",
+    "b.batch_id AS _batch_id",
+    "b.ordinal AS _ordinal",
+    "b.commit_version AS _commit_version",
+    "c.run_id AS _run_id",
 )
 QUARANTINE_COLUMNS = (
-    "run_id",
+    "c.run_id",
     "now() AS quarantined_at",
-    "reasons",
-    "value AS raw_value",
-    "raw_bytes",
-    "event_id",
-    "source_system",
-    "source_file",
-    "source_line",
-    "topic",
-    "kafka_partition",
-    "kafka_offset",
-    "batch_id",
-    "ordinal",
-    "commit_version AS _commit_version",
-    "ingestion_time",
+    "c.reasons",
+    "b.value AS raw_value",
+    "b.raw_bytes",
+    "c.event_id",
+    "b.source_system",
+    "b.source_file",
+    "b.source_line",
+    "b.topic",
+    "b.kafka_partition",
+    "b.kafka_offset",
+    "b.batch_id",
+    "b.ordinal",
+    "b.commit_version AS _commit_version",
+    "b.ingestion_time",
 )
-BASE_COLUMNS = set(EVENT_COLUMNS) | {c.split(" AS ")[-1] for c in AUDIT_COLUMNS}
+BASE_COLUMNS = set(EVENT_COLUMNS) | {c.split(" AS ")[-1].removeprefix("c.") for c in AUDIT_COLUMNS}
 ARROW_TO_SQL = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
 
 
@@ -129,7 +130,9 @@ def run(
             on_rows(part.rows_in)
     notes = [f"{len(chunks)} chunk(s) of bronze versions"]
     if rejected_keys:
-        notes.append("fields kept only in bronze (not valid column names): " + ", ".join(sorted(rejected_keys)))
+        notes.append(
+            "fields kept only in bronze (not valid column names): " + ", ".join(sorted(rejected_keys))
+        )
     rec.detail = "; ".join(notes)
     return rec.finish()
 
@@ -163,7 +166,7 @@ def _run_chunk(
         con.execute(f"CREATE TEMP VIEW parsed AS {duckdb_engine.parsed_sql('bronze_rows', fields)}")
         sql = transform_sql(tuple(extras), run_id, settings.silver.future_tolerance_hours)
         con.execute(f"CREATE TEMP TABLE classified AS {sql}")
-        con.execute("DROP TABLE bronze_rows")
+        con.execute("DROP VIEW parsed")
 
         rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
         counts = dict(
@@ -178,9 +181,20 @@ def _run_chunk(
         rec.quarantined = counts.get("quarantine", 0)
 
         extra_cols = [x.name for x in extras]
-        event_sql = ", ".join((*EVENT_COLUMNS, *extra_cols, *AUDIT_COLUMNS))
+        event_sql = ", ".join((*(f"c.{col}" for col in (*EVENT_COLUMNS, *extra_cols)), *AUDIT_COLUMNS))
         _write(lake, con, EVENTS, event_sql, "insert", first, last, done[EVENTS], ["event_date"], run_id)
-        _write(lake, con, QUARANTINE, ", ".join(QUARANTINE_COLUMNS), "quarantine", first, last, done[QUARANTINE], None, run_id)
+        _write(
+            lake,
+            con,
+            QUARANTINE,
+            ", ".join(QUARANTINE_COLUMNS),
+            "quarantine",
+            first,
+            last,
+            done[QUARANTINE],
+            None,
+            run_id,
+        )
         return rec, rejected
     finally:
         con.close()
@@ -203,9 +217,11 @@ def _write(
         return
     floor = -1 if done is None else done
     reader = con.execute(  # type: ignore[attr-defined]
-        f"SELECT {columns} FROM classified WHERE outcome = ? AND commit_version > ? ORDER BY commit_version, ordinal",
+        f"""SELECT {columns} FROM classified AS c
+            JOIN bronze_rows AS b ON b.commit_version = c.commit_version AND b.ordinal = c.ordinal
+            WHERE c.outcome = ? AND c.commit_version > ?""",
         [outcome, floor],
-    ).fetch_record_batch(WRITE_BATCH_ROWS)
+    ).to_arrow_reader(WRITE_BATCH_ROWS)
     delta.append(
         lake,
         table,

@@ -1,7 +1,7 @@
 """The silver events transform, written once as SQL (DuckDB dialect) and transpiled per engine.
 
 Inputs are relations every engine registers under the same names:
-  parsed          bronze rows plus one VARCHAR column `f_<field>` per JSON field and the flags
+  parsed          the LINEAGE columns of bronze rows, one VARCHAR column `f_<field>` per JSON field, and
                   `_utf8_ok`, `_json_ok`, `_is_object` (built by the engine's JSON primitive)
   existing        (event_id, payload_hash) already in silver.events
   ref_country     (lookup_key, country_code)
@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlglot
+from sqlglot import exp
 
 EVENT_TYPES = ("page_view", "click", "add_to_cart", "purchase", "login", "logout")
 CONTRACT_FIELDS = (
@@ -34,21 +35,19 @@ CONTRACT_FIELDS = (
     "currency",
     "campaign",
 )
-LINEAGE = (
-    "raw_bytes",
-    "source_system",
-    "source_file",
-    "source_line",
-    "topic",
-    "kafka_partition",
-    "kafka_offset",
-    "batch_id",
-    "ordinal",
-    "commit_version",
-    "ingestion_time",
-)
+# The row identity every relation carries; lineage columns (file, line, Kafka offsets, the raw
+# payload) stay in the bronze rows and are joined back by the runner when it writes.
+LINEAGE = ("commit_version", "ordinal", "ingestion_time")
 UUID_RE = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 SQL_TYPES = {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR"}
+# The timestamp strings the contract accepts: ISO 8601 date, optional time (hour 00-23, seconds
+# and fraction optional), optional `Z` or numeric offset. Every engine's string->timestamp cast
+# agrees on exactly these (DuckDB and Spark differ on hour 24, zone names, a space before the
+# offset), so the contract is defined by this pattern, not by one engine's parser.
+TS_RE = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    "([T ]([01][0-9]|2[0-3]):[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?(Z|[-+][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,13 @@ def _extra_select(extras: tuple[ExtraColumn, ...]) -> str:
         if x.sql_type == "VARCHAR":
             cols.append(f"{src} AS {x.name}")
         elif x.sql_type == "BOOLEAN":
-            cols.append(f"CASE WHEN LOWER({src}) IN ('true', 'false') THEN LOWER({src}) = 'true' END AS {x.name}")
+            cols.append(
+                f"CASE WHEN LOWER({src}) IN ('true', 'false') THEN LOWER({src}) = 'true' END AS {x.name}"
+            )
         elif x.sql_type == "BIGINT":
-            cols.append(f"CASE WHEN regexp_matches({src}, '^-?[0-9]{{1,18}}$') THEN CAST({src} AS BIGINT) END AS {x.name}")
+            cols.append(
+                f"CASE WHEN regexp_matches({src}, '^-?[0-9]{{1,18}}$') THEN CAST({src} AS BIGINT) END AS {x.name}"
+            )
         else:
             cols.append(
                 f"CASE WHEN regexp_matches({src}, '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$') "
@@ -100,7 +103,7 @@ def transform_sql(
     return f"""
 WITH cleaned AS (
   SELECT
-    {lineage}, value, _utf8_ok, _json_ok, _is_object,
+    {lineage}, _utf8_ok, _json_ok, _is_object,
     NULLIF(TRIM(f_event_id), '') AS s_event_id,
     NULLIF(TRIM(f_user_id), '') AS s_user_id,
     NULLIF(LOWER(TRIM(f_event_type)), '') AS s_event_type,
@@ -124,7 +127,7 @@ typed AS (
     CASE WHEN s_event_type IN ({types}) THEN s_event_type END AS event_type,
     CASE
       WHEN regexp_matches(s_ts, '^[0-9]{{11,15}}$') THEN CAST(epoch_ms(CAST(s_ts AS BIGINT)) AS TIMESTAMPTZ)
-      WHEN regexp_matches(s_ts, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST(s_ts AS TIMESTAMPTZ)
+      WHEN regexp_matches(s_ts, '{TS_RE}') THEN TRY_CAST(s_ts AS TIMESTAMPTZ)
     END AS ts,
     CASE WHEN regexp_matches(s_product_id, '^[0-9]{{1,18}}$') THEN CAST(s_product_id AS BIGINT) END AS product_id,
     CASE WHEN regexp_matches(s_price, '^-?[0-9]{{1,15}}(\\.[0-9]+)?$') THEN CAST(s_price AS DECIMAL(18, 2)) END AS price,
@@ -185,12 +188,14 @@ checked AS (
   FROM conformed AS c
 ),
 valid AS (
-  SELECT
-    v.*,
-    row_number() OVER (PARTITION BY event_id ORDER BY commit_version, ordinal) AS rn,
-    first_value(payload_hash) OVER (PARTITION BY event_id ORDER BY commit_version, ordinal) AS first_hash
+  SELECT v.*, commit_version * 4294967296 + ordinal AS seq
   FROM checked AS v
   WHERE array_length(reasons) = 0
+),
+firsts AS (
+  SELECT event_id, min(seq) AS first_seq, arg_min(payload_hash, seq) AS first_hash
+  FROM valid
+  GROUP BY event_id
 ),
 decided AS (
   SELECT
@@ -198,29 +203,31 @@ decided AS (
     CASE
       WHEN e.event_id IS NOT NULL AND e.payload_hash = v.payload_hash THEN 'duplicate'
       WHEN e.event_id IS NOT NULL THEN 'quarantine'
-      WHEN v.rn = 1 THEN 'insert'
-      WHEN v.payload_hash = v.first_hash THEN 'duplicate'
+      WHEN v.seq = f.first_seq THEN 'insert'
+      WHEN v.payload_hash = f.first_hash THEN 'duplicate'
       ELSE 'quarantine'
     END AS outcome
   FROM valid AS v
+  JOIN firsts AS f ON f.event_id = v.event_id
   LEFT JOIN existing AS e ON e.event_id = v.event_id
 ),
 all_rows AS (
   SELECT
-    {lineage}, value, event_id, user_id, event_type, ts, page, source, device, country, product_id,
-    price, quantity, currency, campaign{extra_names}, fx_rate, dq_warnings, payload_hash, outcome,
+    {lineage}, event_id, user_id, event_type, ts,
+    page, source, device, country, product_id, price, quantity, currency, campaign{extra_names}, fx_rate,
+    dq_warnings, payload_hash, outcome,
     CASE WHEN outcome = 'quarantine' THEN ['conflicting_duplicate'] ELSE reasons END AS reasons
   FROM decided
   UNION ALL
   SELECT
-    {lineage}, value, event_id, user_id, event_type, ts, page, source, device, country, product_id,
+    {lineage}, event_id, user_id, event_type, ts, page, source, device, country, product_id,
     price, quantity, currency, campaign{extra_names}, fx_rate, dq_warnings, payload_hash,
     'quarantine' AS outcome, reasons
   FROM checked
   WHERE array_length(reasons) > 0
 )
 SELECT
-  {lineage}, value, outcome, reasons,
+  {lineage}, outcome, reasons,
   event_id, user_id, event_type, ts, CAST(ts AS DATE) AS event_date, page, source, device, country,
   product_id, price, quantity, currency,
   CAST(price * quantity AS DECIMAL(18, 2)) AS amount,
@@ -231,8 +238,16 @@ FROM all_rows
 """
 
 
+def _portable(node: exp.Expression) -> exp.Expression:
+    """DuckDB functions SQLGlot keeps as anonymous calls, mapped to typed expressions."""
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us" and len(node.expressions) == 1:
+        return exp.UnixMicros(this=node.expressions[0])
+    return node
+
+
 def to_dialect(sql: str, dialect: str) -> str:
     """Transpile the DuckDB SQL to another engine's dialect (e.g. 'spark')."""
     if dialect == "duckdb":
         return sql
-    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_portable)
+    return tree.sql(dialect=dialect, pretty=True)

@@ -31,7 +31,13 @@ def country_lookup() -> pa.Table:
     """lower-case alpha-2, alpha-3, name, common and official name -> alpha-2."""
     keys: dict[str, str] = {}
     for c in pycountry.countries:
-        for label in (c.alpha_2, c.alpha_3, c.name, getattr(c, "common_name", None), getattr(c, "official_name", None)):
+        for label in (
+            c.alpha_2,
+            c.alpha_3,
+            c.name,
+            getattr(c, "common_name", None),
+            getattr(c, "official_name", None),
+        ):
             if label:
                 keys.setdefault(label.lower(), c.alpha_2)
     keys.update(EXTRA_COUNTRY_NAMES)
@@ -68,7 +74,9 @@ def fx_rates(base_currency: str) -> pa.Table:
         out["currency"].append(r["currency"])
         out["valid_from"].append(date.fromisoformat(r["valid_from"]))
         out["valid_to"].append(date.fromisoformat(nxt["valid_from"]) if nxt else FAR_FUTURE)
-        out["rate_to_base"].append((base_units / Decimal(r["units_per_usd"])).quantize(Decimal("0.0000000001")))
+        out["rate_to_base"].append(
+            (base_units / Decimal(r["units_per_usd"])).quantize(Decimal("0.0000000001"))
+        )
     return pa.table(
         out,
         schema=pa.schema(

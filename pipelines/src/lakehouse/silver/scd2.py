@@ -36,10 +36,20 @@ class Dimension:
 
 
 DIMENSIONS = (
-    Dimension("silver.dim_customer", "bronze.customers", "customer_id",
-              ("full_name", "email", "country", "segment"), ("created_at",)),
-    Dimension("silver.dim_product", "bronze.products", "product_id",
-              ("name", "category", "price", "currency"), ("created_at",)),
+    Dimension(
+        "silver.dim_customer",
+        "bronze.customers",
+        "customer_id",
+        ("full_name", "email", "country", "segment"),
+        ("created_at",),
+    ),
+    Dimension(
+        "silver.dim_product",
+        "bronze.products",
+        "product_id",
+        ("name", "category", "price", "currency"),
+        ("created_at",),
+    ),
 )
 
 
