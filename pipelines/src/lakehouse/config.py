@@ -93,6 +93,61 @@ class SilverSettings(_Model):
     future_tolerance_hours: int = Field(24, ge=0)
 
 
+class MaintenanceSettings(_Model):
+    """OPTIMIZE / VACUUM / checkpoints (lakehouse.maintenance)."""
+
+    vacuum_retention_hours: int = Field(168, ge=0, description="VACUUM keeps files removed less than this ago")
+    enforce_retention_duration: bool = Field(
+        True, description="refuse a retention shorter than the table's deletedFileRetentionDuration"
+    )
+    target_file_mb: int = Field(128, ge=1, le=4096, description="OPTIMIZE target file size")
+    zorder: dict[str, list[str]] = Field(
+        default_factory=lambda: {"silver.events": ["user_id", "event_type"]},
+        description="table -> Z-order columns; used only for tables at least zorder_min_mb big",
+    )
+    zorder_min_mb: int = Field(256, ge=0, description="smaller tables are compacted, not Z-ordered")
+    tables: list[str] | None = Field(None, description="tables to maintain; None = every table in the lake")
+    backfill_events_per_day: int = Field(10_000, ge=1, description="generator events per backfilled day")
+
+    @field_validator("zorder", "tables")
+    @classmethod
+    def _qualified(cls, v: Any) -> Any:
+        for name in v or ():
+            layer, dot, rest = name.partition(".")
+            if not dot or not rest or layer not in ("bronze", "silver", "gold", "ops"):
+                raise ValueError(f"table names are <layer>.<name> (got {name!r})")
+        return v
+
+
+class StreamingSettings(_Model):
+    """Kafka -> bronze (exactly once) and the speed layer (PostgreSQL realtime.*)."""
+
+    bootstrap: str | None = Field(None, description="host:port list; None = the local broker on broker_port")
+    topic: str = Field("user-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    partitions: int = Field(3, ge=1, le=1000)
+    broker_port: int = Field(59092, ge=1024, le=65535)
+    broker_storage: Literal["memory", "s3"] = "memory"
+    broker_bucket: str = Field("tansu", pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")
+    bronze_group: str = Field("lakehouse-bronze", pattern=r"^[A-Za-z0-9._-]+$")
+    speed_group: str = Field("lakehouse-speed", pattern=r"^[A-Za-z0-9._-]+$")
+    batch_max_rows: int = Field(100_000, ge=1)
+    batch_max_seconds: float = Field(1.0, gt=0, le=3600)
+    speed_batch_max_seconds: float = Field(0.5, gt=0, le=3600)
+    window_seconds: int = Field(60, ge=1, le=86400)
+    allowed_lateness_seconds: int = Field(120, ge=0, le=7 * 86400)
+    session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
+    produce_rate: float = Field(5.0, gt=0, description="events/s for `lakehouse stream produce`")
+    metrics_port: int = Field(59108, ge=1024, le=65535)
+
+    @property
+    def local_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap or self.local_bootstrap
+
+
 class Settings(_Model):
     env: str = "local"
     root: Path = Path(".")
@@ -103,6 +158,8 @@ class Settings(_Model):
     generator: GeneratorSettings = GeneratorSettings()
     bronze: BronzeSettings = BronzeSettings()
     silver: SilverSettings = SilverSettings()
+    streaming: StreamingSettings = StreamingSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @field_validator("lake_root")
     @classmethod

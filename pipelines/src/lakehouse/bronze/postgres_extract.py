@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from duckdb_extensions import import_extension
 
 from lakehouse import delta
+from lakehouse.errors import ServiceError
 from lakehouse.reconcile import Reconciliation
 from lakehouse.storage import Lake
 
@@ -46,7 +47,13 @@ SCHEMA = "shop"
 def attach(con: duckdb.DuckDBPyConnection, dsn: str) -> None:
     import_extension("postgres", con=con)
     con.execute("LOAD postgres")
-    con.execute(f"ATTACH '{dsn}' AS src (TYPE postgres, READ_ONLY)")
+    try:
+        con.execute(f"ATTACH '{dsn}' AS src (TYPE postgres, READ_ONLY)")
+    except duckdb.IOException as exc:
+        first = str(exc).splitlines()[0]
+        raise ServiceError(
+            f"source database {dsn} is not reachable ({first}); start it with `lakehouse services start`"
+        ) from None
 
 
 def high_water_mark(lake: Lake, table: SourceTable) -> datetime | None:
@@ -102,7 +109,7 @@ def extract_table(
         delta.append(
             lake,
             table.bronze,
-            con.execute("SELECT * FROM fresh").fetch_record_batch(100_000),
+            con.execute("SELECT * FROM fresh").to_arrow_reader(100_000),
             app_id=table.app_id,
             txn_version=version,
             configuration=delta.CDF,

@@ -98,7 +98,9 @@ def transform_sql(
     """The whole classification, normalisation and deduplication, in DuckDB SQL."""
     lineage = ", ".join(LINEAGE)
     extra_names = "".join(f", {x.name}" for x in extras)
-    extra_hash = "".join(f", COALESCE(CAST({x.name} AS VARCHAR), '')" for x in extras)
+    # Evolved fields enter the hash only when present (concat_ws skips NULLs), so adding a
+    # column later does not change the hash of records that never had that field.
+    extra_hash = "".join(f", '{x.name}=' || CAST({x.name} AS VARCHAR)" for x in extras)
     types = ", ".join(f"'{t}'" for t in EVENT_TYPES)
     return f"""
 WITH cleaned AS (
