@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from rich.console import Console
@@ -76,7 +77,7 @@ def run(settings: Settings, console: Console, bars: Callable[[], AbstractContext
         ctx.recs += ctx.timed("bronze", lambda: jobs.bronze(ctx.lake, settings, ctx.run_ids[-1], b.hooks))
         ctx.recs += ctx.timed("silver", lambda: jobs.silver(ctx.lake, settings, ctx.run_ids[-1], b.hooks))
     for batch in range(1, g.change_batches + 1):
-        summary = ctx.timed(f"change batch {batch}", lambda batch=batch: jobs.apply_changes(settings, batch))
+        summary = ctx.timed(f"change batch {batch}", partial(jobs.apply_changes, settings, batch))
         console.print(f"change batch {batch}: {summary or 'applied before'}")
         ctx.run_ids.append(new_run_id())
         ctx.recs += ctx.timed(

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
+from duckdb import DuckDBPyConnection
 from duckdb_extensions import import_extension
 
 from lakehouse.config import Settings
@@ -121,9 +122,7 @@ class Lake:
         return fs, f"{self.root.removeprefix('s3://')}/landing/{source}"
 
     # -- engines ------------------------------------------------------------------------------
-    def duckdb(
-        self, memory_limit: str | None = None, threads: int | None = None
-    ) -> duckdb.DuckDBPyConnection:
+    def duckdb(self, memory_limit: str | None = None, threads: int | None = None) -> DuckDBPyConnection:
         """A DuckDB connection in UTC, with the delta/httpfs extensions and S3 secret when needed."""
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
@@ -135,7 +134,7 @@ class Lake:
             con.execute(f"SET threads = {int(threads)}")
         return con
 
-    def duckdb_with_delta(self, **kwargs: object) -> duckdb.DuckDBPyConnection:
+    def duckdb_with_delta(self, **kwargs: object) -> DuckDBPyConnection:
         """DuckDB able to `delta_scan` this lake (used as an independent reader)."""
         con = self.duckdb(**kwargs)  # type: ignore[arg-type]
         for ext in ("delta", "httpfs") if self._creds else ("delta",):

@@ -251,7 +251,7 @@ def apply_changes(dsn: str, g: GeneratorSettings, batch: int) -> str | None:
         new_orders = max(1, max_order // 50)
         price_of = {int(p): Decimal(v) for p, v in prices}
         cur.execute(f"SELECT customer_id, country FROM {SCHEMA}.customers ORDER BY customer_id")
-        countries = dict(cur.fetchall())
+        countries: dict[int, str] = dict(cur.fetchall())
         order_rows, item_rows = [], []
         for oid in range(max_order + 1, max_order + 1 + new_orders):
             cid = rng.randint(1, n_customers)
