@@ -45,7 +45,9 @@ def test_environment_variable_overrides(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ({"generator.no_such_setting": 1}, "generator.no_such_setting"),
     ],
 )
-def test_invalid_settings_are_one_line_errors_naming_the_setting(override: dict[str, object], setting: str) -> None:
+def test_invalid_settings_are_one_line_errors_naming_the_setting(
+    override: dict[str, object], setting: str
+) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings("local", overrides=override)
     message = str(err.value)
@@ -66,7 +68,9 @@ def test_invalid_yaml_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         load_settings("local")
 
 
-def test_s3_lake_without_credentials_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_s3_lake_without_credentials_names_the_missing_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
     s = load_settings("local", overrides={"lake_root": "s3://lakehouse/x", "state_dir": str(tmp_path)})

@@ -34,8 +34,11 @@ def cli(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         "LAKEHOUSE_PG_PORT": str(settings.postgres.port),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "lakehouse.cli", *args], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "lakehouse.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -94,16 +97,23 @@ def test_killed_runs_lose_and_duplicate_nothing(settings_factory: Any) -> None:
 
     ref_lake, lake = Lake(reference), Lake(victim)
     bronze = read(lake, "bronze.events")
-    keys = pc.binary_join_element_wise(bronze["source_file"], pc.cast(bronze["source_line"], pa.string()), ":")
+    keys = pc.binary_join_element_wise(
+        bronze["source_file"], pc.cast(bronze["source_line"], pa.string()), ":"
+    )
     assert len(pc.unique(keys)) == bronze.num_rows == read(ref_lake, "bronze.events").num_rows
 
     events, ref_events = read(lake, "silver.events"), read(ref_lake, "silver.events")
     assert len(pc.unique(events["event_id"])) == events.num_rows
     assert canonical(events, "event_id").equals(canonical(ref_events, "event_id"))
-    quarantine, ref_quarantine = read(lake, "silver.quarantine_events"), read(ref_lake, "silver.quarantine_events")
+    quarantine, ref_quarantine = (
+        read(lake, "silver.quarantine_events"),
+        read(ref_lake, "silver.quarantine_events"),
+    )
     qkey = ["source_file", "source_line"]
-    assert quarantine.select(qkey).sort_by([(k, "ascending") for k in qkey]).equals(
-        ref_quarantine.select(qkey).sort_by([(k, "ascending") for k in qkey])
+    assert (
+        quarantine.select(qkey)
+        .sort_by([(k, "ascending") for k in qkey])
+        .equals(ref_quarantine.select(qkey).sort_by([(k, "ascending") for k in qkey]))
     )
     # Every bronze row is accounted for exactly once in the stored reconciliation.
     recon = read(lake, "ops.reconciliation").to_pylist()
@@ -126,7 +136,10 @@ def test_tables_read_identically_through_independent_readers(settings_factory: A
         polars = pl.read_delta(lake.table_uri(table))
         assert duck == polars.height == ours.num_rows, table
         if key:
-            duck_keys = sorted(r[0] for r in con.execute(f"SELECT {key} FROM delta_scan('{lake.table_uri(table)}')").fetchall())
+            duck_keys = sorted(
+                r[0]
+                for r in con.execute(f"SELECT {key} FROM delta_scan('{lake.table_uri(table)}')").fetchall()
+            )
             assert duck_keys == sorted(ours[key].to_pylist()) == sorted(polars[key].to_list())
     money = con.execute(
         f"SELECT sum(amount_base), count(DISTINCT event_id) FROM delta_scan('{lake.table_uri('silver.events')}')"

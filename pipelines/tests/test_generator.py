@@ -13,8 +13,15 @@ def _spec(events: int = 4000, seed: int = 7, **faults: float) -> EventSpec:
     s = load_settings("local", overrides={"generator.events": events, "generator.seed": seed})
     spec = EventSpec.from_settings(s.generator)
     if faults:
-        spec = EventSpec(spec.seed, spec.total, spec.users, spec.products, spec.start, spec.span_seconds,
-                         FaultRates(**{**spec.faults.model_dump(), **faults}))
+        spec = EventSpec(
+            spec.seed,
+            spec.total,
+            spec.users,
+            spec.products,
+            spec.start,
+            spec.span_seconds,
+            FaultRates(**{**spec.faults.model_dump(), **faults}),
+        )
     return spec
 
 

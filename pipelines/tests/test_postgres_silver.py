@@ -26,7 +26,12 @@ def source(settings_factory: Any, pg_service: Any, pg_conn: psycopg.Connection[A
     """A small source database in a fresh PostgreSQL database, and a lake to extract it into."""
     db = pg_conn.info.dbname
     settings = settings_factory(
-        {"postgres.source_db": db, "generator.customers": 300, "generator.products": 40, "generator.orders": 800}
+        {
+            "postgres.source_db": db,
+            "generator.customers": 300,
+            "generator.products": 40,
+            "generator.orders": 800,
+        }
     )
     dsn = jobs.postgres_dsn(settings)
     source_db.load(dsn, settings.generator)
@@ -62,9 +67,14 @@ def test_full_then_incremental_extract_never_duplicates_or_skips(source: dict[st
     # A tie on the boundary (same updated_at as the mark) and a late row (older than the mark,
     # committed after the previous extract) must both arrive; a row outside the look-back must not
     # be re-read as new.
-    sql(source["dsn"], "UPDATE shop.customers SET segment = 'tie', updated_at = %s WHERE customer_id = 1", hwm)
-    sql(source["dsn"], "UPDATE shop.customers SET segment = 'late', updated_at = %s WHERE customer_id = 2",
-        hwm - timedelta(minutes=30))
+    sql(
+        source["dsn"], "UPDATE shop.customers SET segment = 'tie', updated_at = %s WHERE customer_id = 1", hwm
+    )
+    sql(
+        source["dsn"],
+        "UPDATE shop.customers SET segment = 'late', updated_at = %s WHERE customer_id = 2",
+        hwm - timedelta(minutes=30),
+    )
     second = extract(source)["bronze.customers"]
     assert second.inserted == 2
     bronze = read(source["lake"], "bronze.customers")
@@ -82,11 +92,20 @@ def test_scd2_versions_are_exact_and_idempotent(source: dict[str, Any]) -> None:
 
     base = datetime(2027, 1, 1, tzinfo=UTC)
     # customer 5 changes twice; customer 6 is touched with no real change (no new version).
-    sql(source["dsn"], "UPDATE shop.customers SET country = 'AQ', updated_at = %s WHERE customer_id = 5", base)
+    sql(
+        source["dsn"], "UPDATE shop.customers SET country = 'AQ', updated_at = %s WHERE customer_id = 5", base
+    )
     extract(source)
-    sql(source["dsn"], "UPDATE shop.customers SET segment = 'insider', updated_at = %s WHERE customer_id = 5",
-        base + timedelta(hours=1))
-    sql(source["dsn"], "UPDATE shop.customers SET updated_at = %s WHERE customer_id = 6", base + timedelta(hours=1))
+    sql(
+        source["dsn"],
+        "UPDATE shop.customers SET segment = 'insider', updated_at = %s WHERE customer_id = 5",
+        base + timedelta(hours=1),
+    )
+    sql(
+        source["dsn"],
+        "UPDATE shop.customers SET updated_at = %s WHERE customer_id = 6",
+        base + timedelta(hours=1),
+    )
     extract(source)
     recs = silver(source)
     assert recs["silver.dim_customer"].inserted == 2
@@ -111,13 +130,19 @@ def test_scd2_versions_are_exact_and_idempotent(source: dict[str, Any]) -> None:
 def test_late_change_slots_into_history(source: dict[str, Any]) -> None:
     extract(source)
     base = datetime(2027, 2, 1, tzinfo=UTC)
-    sql(source["dsn"], "UPDATE shop.customers SET segment = 'insider', updated_at = %s WHERE customer_id = 9",
-        base + timedelta(hours=2))
+    sql(
+        source["dsn"],
+        "UPDATE shop.customers SET segment = 'insider', updated_at = %s WHERE customer_id = 9",
+        base + timedelta(hours=2),
+    )
     extract(source)
     silver(source)
     # A change that happened at +1h arrives after the +2h one was processed.
-    sql(source["dsn"], "UPDATE shop.customers SET segment = 'partner', updated_at = %s WHERE customer_id = 9",
-        base + timedelta(hours=1))
+    sql(
+        source["dsn"],
+        "UPDATE shop.customers SET segment = 'partner', updated_at = %s WHERE customer_id = 9",
+        base + timedelta(hours=1),
+    )
     extract(source)
     silver(source)
     nine = sorted(

@@ -22,7 +22,13 @@ def uid() -> str:
 
 
 def ev(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"event_id": uid(), "user_id": 42, "event_type": "page_view", "ts": TS, "page": "/home"}
+    base: dict[str, Any] = {
+        "event_id": uid(),
+        "user_id": 42,
+        "event_type": "page_view",
+        "ts": TS,
+        "page": "/home",
+    }
     base.update(fields)
     return {k: v for k, v in base.items() if v is not ...}
 
@@ -113,7 +119,9 @@ def test_counts_add_up(run: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("name", "record", "reasons"), BAD, ids=[b[0] for b in BAD])
-def test_bad_records_are_quarantined_with_reasons(run: dict[str, Any], name: str, record: Any, reasons: list[str]) -> None:
+def test_bad_records_are_quarantined_with_reasons(
+    run: dict[str, Any], name: str, record: Any, reasons: list[str]
+) -> None:
     q = run["quarantine"].to_pylist()
     line_no = 1 + len(run["good"]) + [b[0] for b in BAD].index(name)
     matches = [r for r in q if r["source_line"] == line_no]
@@ -175,7 +183,9 @@ def test_money_and_currency_conversion(run: dict[str, Any]) -> None:
 
 def test_rerun_changes_nothing(run: dict[str, Any]) -> None:
     lake, settings = run["lake"], run["settings"]
-    before = {t: lake.table(t).version() for t in ("bronze.events", "silver.events", "silver.quarantine_events")}
+    before = {
+        t: lake.table(t).version() for t in ("bronze.events", "silver.events", "silver.quarantine_events")
+    }
     b, s = bronze_and_silver(lake, settings)
     assert b.rows_in == 0 and s.rows_in == 0
     after = {t: lake.table(t).version() for t in before}

@@ -96,7 +96,9 @@ class SilverSettings(_Model):
 class MaintenanceSettings(_Model):
     """OPTIMIZE / VACUUM / checkpoints (lakehouse.maintenance)."""
 
-    vacuum_retention_hours: int = Field(168, ge=0, description="VACUUM keeps files removed less than this ago")
+    vacuum_retention_hours: int = Field(
+        168, ge=0, description="VACUUM keeps files removed less than this ago"
+    )
     enforce_retention_duration: bool = Field(
         True, description="refuse a retention shorter than the table's deletedFileRetentionDuration"
     )
@@ -133,6 +135,7 @@ class StreamingSettings(_Model):
     batch_max_rows: int = Field(100_000, ge=1)
     batch_max_seconds: float = Field(1.0, gt=0, le=3600)
     speed_batch_max_seconds: float = Field(0.5, gt=0, le=3600)
+    speed_batch_max_rows: int = Field(5_000, ge=1)
     window_seconds: int = Field(60, ge=1, le=86400)
     allowed_lateness_seconds: int = Field(120, ge=0, le=7 * 86400)
     session_timeout_ms: int = Field(6000, ge=1000, le=300_000)

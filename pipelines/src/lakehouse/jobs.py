@@ -4,6 +4,7 @@ Airflow DAGs call these; each step records its reconciliation and returns it."""
 from __future__ import annotations
 
 import fcntl
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,10 +62,17 @@ def generate_events(lake: Lake, settings: Settings, hooks: Hooks | None = None) 
     g = settings.generator
     fs, base = lake.landing("events")
 
+    started = time.monotonic()
+    written = 0
+
     def write(name: str, data: bytes) -> None:
+        nonlocal written
         tmp = f"{base}/.{name}.part"
         with fs.open_output_stream(tmp) as out:
             out.write(data)
+        if g.rate:  # drip files so that events arrive at about `rate` per second
+            written += data.count(b"\n")
+            time.sleep(max(0.0, written / g.rate - (time.monotonic() - started)))
         fs.move(tmp, f"{base}/{name}")
 
     hooks.plan("generate events", g.events)
