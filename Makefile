@@ -18,6 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 #   LINT_DEPS           extra lint targets run by `make lint`
 PIPELINE_TEST_DEPS :=
 LINT_DEPS :=
+DEMO_DEPS :=
 -include dbt/dbt.mk
 -include dags/airflow.mk
 -include pipelines/streaming.mk
@@ -37,7 +38,7 @@ $(VENV)/.stamp: pipelines/pyproject.toml pipelines/uv.lock | $(UV)
 
 setup: $(VENV)/.stamp ## Create .venv from the lock file (idempotent)
 
-demo: setup ## Run the main job on the embedded default: PostgreSQL, generator, bronze, silver, summary
+demo: setup $(DEMO_DEPS) ## The main job on the embedded default: generator, bronze, silver, gold (dbt), publish, report
 	$(LAKEHOUSE) demo
 
 status: setup ## Show which local services run where
@@ -70,6 +71,6 @@ bench: setup ## Benchmarks: bronze->silver on 1M and 10M events vs PySpark local
 
 clean: ## Stop local services and remove the local state, lake and virtualenvs
 	-@[ -x $(LAKEHOUSE) ] && $(LAKEHOUSE) services stop || true
-	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
+	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible .venv-dbt .venv-airflow pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
 
 

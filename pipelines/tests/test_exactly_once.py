@@ -19,7 +19,7 @@ import pytest
 
 from lakehouse.config import Settings
 from lakehouse.storage import Lake
-from tests.lakehelpers import read
+from lakehelpers import read
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from lakehouse.generator import source_db
 from lakehouse.reconcile import new_run_id
 from lakehouse.silver import current_state, scd2
 from lakehouse.storage import Lake
-from tests.lakehelpers import read
+from lakehelpers import read
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from lakehouse import jobs
 from lakehouse.reconcile import new_run_id
 from lakehouse.storage import Lake
-from tests.lakehelpers import read
+from lakehelpers import read
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 

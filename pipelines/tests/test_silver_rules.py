@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from lakehouse.storage import Lake
-from tests.lakehelpers import bronze_and_silver, read, rows_by, write_landing
+from lakehelpers import bronze_and_silver, read, rows_by, write_landing
 
 TS = "2026-11-02T10:00:00Z"
 

@@ -1,0 +1,149 @@
+-- Order lines with the customer and product versions that were valid when the order was placed
+-- (SCD2 point-in-time join), the line amount in the base currency and the category mapping.
+-- An order placed before a key's first recorded version (the source backdates nothing, but
+-- customers can be created after an order was keyed) gets that first version, flagged.
+with
+
+orders as (
+
+    select * from {{ ref('stg_silver__orders') }}
+
+),
+
+order_items as (
+
+    select * from {{ ref('stg_silver__order_items') }}
+
+),
+
+customer_versions as (
+
+    select * from {{ ref('stg_silver__customer_versions') }}
+
+),
+
+product_versions as (
+
+    select * from {{ ref('stg_silver__product_versions') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('stg_silver__fx_rates') }}
+
+),
+
+category_mapping as (
+
+    select * from {{ ref('category_mapping') }}
+
+),
+
+customer_at_order as (
+
+    select
+        orders.order_id,
+        customer_versions.customer_version_key,
+        customer_versions.segment,
+        customer_versions.country_code,
+        customer_versions.valid_from <= orders.order_ts
+            and (customer_versions.valid_to is null or orders.order_ts < customer_versions.valid_to)
+            as customer_version_at_order_time
+
+    from orders
+    inner join customer_versions
+        on orders.customer_id = customer_versions.customer_id
+    qualify row_number() over (
+        partition by orders.order_id
+        order by customer_version_at_order_time desc, customer_versions.valid_from
+    ) = 1
+
+),
+
+lines as (
+
+    select
+        order_items.*,
+        orders.customer_id,
+        orders.order_status,
+        orders.order_ts,
+        orders.order_date
+
+    from order_items
+    inner join orders
+        on order_items.order_id = orders.order_id
+
+),
+
+product_at_order as (
+
+    select
+        lines.order_id,
+        lines.line_no,
+        product_versions.product_version_key,
+        product_versions.category,
+        product_versions.currency as product_currency,
+        product_versions.valid_from <= lines.order_ts
+            and (product_versions.valid_to is null or lines.order_ts < product_versions.valid_to)
+            as product_version_at_order_time
+
+    from lines
+    inner join product_versions
+        on lines.product_id = product_versions.product_id
+    qualify row_number() over (
+        partition by lines.order_id, lines.line_no
+        order by product_version_at_order_time desc, product_versions.valid_from
+    ) = 1
+
+),
+
+joined as (
+
+    select
+        -- ids
+        lines.order_id,
+        lines.line_no,
+        lines.customer_id,
+        lines.product_id,
+        customer_at_order.customer_version_key,
+        product_at_order.product_version_key,
+
+        -- dimensions (as of the order)
+        customer_at_order.segment,
+        customer_at_order.country_code,
+        product_at_order.category,
+        coalesce(category_mapping.category_group, 'Unmapped') as category_group,
+        lines.order_status,
+        product_at_order.product_currency as currency,
+
+        -- numerics
+        lines.quantity,
+        lines.unit_price,
+        {{ money('lines.quantity * lines.unit_price') }} as line_amount,
+        {{ money('lines.quantity * lines.unit_price * fx_rates.rate_to_base') }} as line_amount_base,
+
+        -- flags
+        customer_at_order.customer_version_at_order_time,
+        product_at_order.product_version_at_order_time,
+
+        -- timestamps
+        lines.order_ts,
+        lines.order_date
+
+    from lines
+    left join customer_at_order
+        on lines.order_id = customer_at_order.order_id
+    left join product_at_order
+        on lines.order_id = product_at_order.order_id
+        and lines.line_no = product_at_order.line_no
+    left join fx_rates
+        on product_at_order.product_currency = fx_rates.currency
+        and lines.order_date >= fx_rates.valid_from
+        and lines.order_date < fx_rates.valid_to
+    left join category_mapping
+        on product_at_order.category = category_mapping.category
+
+)
+
+select * from joined

@@ -1,0 +1,21 @@
+with
+
+user_days as (
+
+    select * from {{ ref('int_events__user_days') }}
+
+),
+
+final as (
+
+    select
+        event_date,
+        count(*) as dau_count,
+        current_timestamp as updated_at
+
+    from user_days
+    group by event_date
+
+)
+
+select * from final

@@ -1,0 +1,186 @@
+"""`lakehouse check <layer>`: run a layer's contracts and dbt tests, keep the results, decide.
+
+    bronze  contracts of the bronze tables (schema, lineage columns, reconciliation)
+    silver  contracts of the silver tables + dbt tests and freshness of the dbt sources (silver, ops)
+    gold    dbt tests of the gold models (data tests, singular tests, unit tests)
+
+Every result is appended to ops.quality_results (Delta) and to PostgreSQL ops.quality_results
+when the serving database is reachable. Any blocking result (fail/error) makes the gate fail:
+callers stop everything downstream (QualityGateError, non-zero exit).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
+from lakehouse.gold.dbt import DbtProject, DbtRun
+from lakehouse.quality import contracts, results
+from lakehouse.quality.results import CheckResult
+from lakehouse.reconcile import new_run_id
+from lakehouse.storage import Lake
+
+LAYERS = ("bronze", "silver", "gold")
+_STATUS = {
+    "success": "pass",
+    "pass": "pass",
+    "warn": "warn",
+    "fail": "fail",
+    "error": "error",
+    "runtime error": "error",
+    "skipped": "skipped",
+    "runtime_error": "error",
+}
+
+
+class QualityGateError(LakehouseError):
+    """A layer's gate failed: downstream steps must not run."""
+
+    def __init__(self, report: GateReport) -> None:
+        self.report = report
+        bad = report.blocking
+        names = ", ".join(r.check_name for r in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        super().__init__(
+            f"quality gate '{report.layer}' failed: {len(bad)} of {len(report.results)} checks "
+            f"failed ({names}); downstream steps were not run. Details: lakehouse check {report.layer}"
+        )
+
+
+@dataclass
+class GateReport:
+    layer: str
+    run_id: str
+    results: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+    published: bool = False
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return [r for r in self.results if r.blocking]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking and bool(self.results)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+
+def dbt_results(run: DbtRun, layer: str, run_id: str) -> list[CheckResult]:
+    """CheckResults from a dbt run's per-node results (tests, unit tests, freshness, models)."""
+    out = []
+    for node in run.results:
+        if (
+            node.resource_type in ("exposure", "semantic_model", "metric", "saved_query")
+            or node.status == "no-op"
+        ):
+            continue  # nothing was checked
+        kind = {"test": "dbt_test", "unit_test": "unit_test", "source": "freshness"}.get(
+            node.resource_type, node.resource_type
+        )
+        status = _STATUS.get(node.status, "error")
+        if kind in ("model", "seed") and status == "pass":
+            continue  # built fine: not a check
+        out.append(
+            CheckResult(
+                run_id,
+                layer,
+                f"dbt:{node.name}",
+                kind,
+                node.relation or node.unique_id,
+                status,
+                node.failures if status != "error" else max(node.failures, 1),
+                node.message if status != "pass" else "",
+                seconds=round(node.seconds, 3),
+            )
+        )
+    return out
+
+
+def _dbt_checks(
+    settings: Settings, lake: Lake, layer: str, run_id: str, on_line: Callable[[str], None] | None
+) -> list[CheckResult]:
+    project = DbtProject.from_settings(settings)
+    out: list[CheckResult] = []
+    if layer == "silver":
+        # dbt needs the seeds' tables only for model tests; source tests read the lake directly
+        out += dbt_results(
+            project.run(lake, ["test", "--select", "source:silver", "source:ops"], on_line), layer, run_id
+        )
+        fresh = project.run(lake, ["source", "freshness"], on_line, results_name="sources.json")
+        out += dbt_results(fresh, layer, run_id)
+    elif layer == "gold":
+        if not project.duckdb_path.exists():
+            out.append(
+                CheckResult(
+                    run_id,
+                    layer,
+                    "gold:built",
+                    "model",
+                    str(project.duckdb_path),
+                    "fail",
+                    1,
+                    "no gold build: run `lakehouse gold build` first",
+                )
+            )
+            return out
+        out += dbt_results(project.run(lake, ["test", "--exclude", "source:*"], on_line), layer, run_id)
+    return out
+
+
+def run_gate(
+    settings: Settings,
+    layer: str,
+    lake: Lake | None = None,
+    on_line: Callable[[str], None] | None = None,
+    publish: bool = True,
+) -> GateReport:
+    """Run the gate for `layer` and record the results; never raises for failing checks."""
+    if layer not in LAYERS:
+        raise LakehouseError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+    lake = lake or Lake(settings)
+    report = GateReport(layer, new_run_id())
+    start = time.perf_counter()
+    report.results += contracts.check_layer(lake, layer, report.run_id)
+    if layer in ("silver", "gold"):
+        report.results += _dbt_checks(settings, lake, layer, report.run_id, on_line)
+    report.seconds = time.perf_counter() - start
+    results.store(lake, report.results)
+    if publish:
+        try:
+            results.publish(settings, report.results)
+            report.published = True
+        except psycopg.OperationalError:
+            report.published = False  # serving database down: the Delta history still has them
+    return report
+
+
+def enforce(report: GateReport) -> GateReport:
+    if not report.passed:
+        raise QualityGateError(report)
+    return report
+
+
+def summary_json(report: GateReport) -> str:
+    return json.dumps(
+        {
+            "layer": report.layer,
+            "run_id": report.run_id,
+            "passed": report.passed,
+            "counts": report.counts(),
+            "failed": [
+                {"check": r.check_name, "status": r.status, "failures": r.failures, "message": r.message}
+                for r in report.blocking
+            ],
+        },
+        indent=2,
+    )
