@@ -52,6 +52,10 @@ SESSION_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Inputs built from Arrow tables (lookups, test rows) are LocalRelations; this rule would run
+    # the whole transform over them on the driver, interpreted, at planning time (10 s+ for a few
+    # thousand rows). Leave execution to the executors.
+    "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation",
 }
 
 
@@ -82,16 +86,20 @@ JAVA_DOUBLE_RE = "^-?[0-9][.][0-9]+E-?[0-9]+$|^-?[0-9]+[.][0-9]+0$"
 
 
 def _duckdb_number_text(c: str) -> str:
-    """Spark SQL turning Java's rendering of a double in `c` into DuckDB's (Python repr)."""
-    exponent = f"CAST(regexp_extract({c}, 'E(-?[0-9]+)$', 1) AS INT)"
-    mantissa = (
-        f"regexp_replace(regexp_replace(regexp_extract({c}, '^(-?[0-9.]+)E', 1), '0+$', ''), '[.]$', '')"
+    """Spark SQL turning Java's rendering of a double in `c` into DuckDB's (Python repr).
+
+    The shortest digits are found by round trip (`%.Ne` for N = 0..16, the first that reads back
+    as the same double), since JDK 17's Double.toString is not always shortest.
+    """
+    d = f"CAST({c} AS DOUBLE)"
+    shortest = (
+        f"element_at(filter(transform(sequence(0, 16), n -> format_string(concat('%.', n, 'e'), {d})), "
+        f"s -> CAST(s AS DOUBLE) = {d}), 1)"
     )
-    plain = f"regexp_replace(CAST(CAST({c} AS DECIMAL(38, 21)) AS STRING), '0+$', '')"
+    plain = f"regexp_replace(CAST(CAST({shortest} AS DECIMAL(38, 21)) AS STRING), '0+$', '')"
     return f"""CASE
-        WHEN CAST({c} AS DOUBLE) = 0 OR (abs(CAST({c} AS DOUBLE)) >= 1e-4 AND abs(CAST({c} AS DOUBLE)) < 1e16)
-        THEN regexp_replace({plain}, '[.]$', '.0')
-        ELSE concat({mantissa}, 'e', IF({exponent} < 0, '-', '+'), lpad(CAST(abs({exponent}) AS STRING), 2, '0'))
+        WHEN {d} = 0 OR (abs({d}) >= 1e-4 AND abs({d}) < 1e16) THEN regexp_replace({plain}, '[.]$', '.0')
+        ELSE {shortest}
       END"""
 
 
@@ -111,7 +119,7 @@ def parsed_sql(source: str, fields: tuple[str, ...]) -> str:
     cols = ",\n  ".join(_field(f) for f in fields)
     lineage = ", ".join(LINEAGE)
     return f"""
-SELECT {lineage}, value, _utf8_ok, _json_ok, _is_object, {cols}
+SELECT {lineage}, _utf8_ok, _json_ok, _is_object, {cols}
 FROM (
   SELECT
     {lineage}, value,
