@@ -15,10 +15,10 @@ from lakehouse.silver.events_sql import LINEAGE, ExtraColumn
 
 SAMPLE_ROWS = 10_000
 COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# CASE, not AND: DuckDB evaluates both sides of AND in a projection, and json_type on
-# malformed text raises.
+# CASE, not AND: DuckDB evaluates both sides of AND in a projection, and JSON functions raise on
+# malformed text. Valid JSON text that starts with '{' is an object.
 OBJECT_TEST = (
-    "CASE WHEN raw_bytes IS NULL AND json_valid(value) THEN json_type(value) = 'OBJECT' ELSE false END"
+    "CASE WHEN raw_bytes IS NULL AND json_valid(value) THEN regexp_matches(value, '^\\s*[{]') ELSE false END"
 )
 
 
@@ -68,8 +68,8 @@ def discover_fields(
         # later values that do not fit become NULL with a type_mismatch warning.
         types = con.execute(
             f"""SELECT DISTINCT json_type(value, '$."{key}"') FROM (
-                  SELECT value FROM {source}
-                  WHERE {OBJECT_TEST} AND json_exists(value, '$."{key}"') LIMIT {SAMPLE_ROWS})"""
+                  SELECT value, raw_bytes FROM {source} WHERE contains(value, '"{key}"') LIMIT {SAMPLE_ROWS * 2})
+                WHERE {OBJECT_TEST} AND json_exists(value, '$."{key}"')"""
         ).fetchall()
         present = {t[0] for t in types if t[0] not in (None, "NULL")}
         columns.append(ExtraColumn(key, _sql_type(present) if present else "VARCHAR"))

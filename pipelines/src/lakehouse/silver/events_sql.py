@@ -14,6 +14,7 @@ The result has one row per input row with `outcome` in (insert, duplicate, quara
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlglot
@@ -82,9 +83,56 @@ def _extra_select(extras: tuple[ExtraColumn, ...]) -> str:
     return "".join(f",\n    {c}" for c in cols)
 
 
-def _extra_warnings(extras: tuple[ExtraColumn, ...]) -> str:
-    return "".join(
-        f",\n      CASE WHEN r_{x.name} IS NOT NULL AND {x.name} IS NULL THEN 'type_mismatch:{x.name}' END"
+# (code, condition): a record is quarantined with every code whose condition holds.
+REASONS = (
+    ("invalid_utf8", "NOT _utf8_ok"),
+    ("malformed_json", "_utf8_ok AND NOT _json_ok"),
+    ("not_an_object", "_json_ok AND NOT _is_object"),
+    ("missing_event_id", "_is_object AND s_event_id IS NULL"),
+    ("invalid_event_id", "s_event_id IS NOT NULL AND event_id IS NULL"),
+    ("missing_user_id", "_is_object AND s_user_id IS NULL"),
+    ("invalid_user_id", "s_user_id IS NOT NULL AND user_id IS NULL"),
+    ("missing_event_type", "_is_object AND s_event_type IS NULL"),
+    ("unknown_event_type", "s_event_type IS NOT NULL AND event_type IS NULL"),
+    ("missing_ts", "_is_object AND s_ts IS NULL"),
+    ("invalid_ts", "s_ts IS NOT NULL AND ts IS NULL"),
+    ("future_ts", "ts > ingestion_time + INTERVAL '{future_hours}' HOUR"),
+    ("missing_product_id", "event_type IN ('add_to_cart', 'purchase') AND s_product_id IS NULL"),
+    ("invalid_product_id", "s_product_id IS NOT NULL AND product_id IS NULL"),
+    ("missing_price", "event_type = 'purchase' AND s_price IS NULL"),
+    ("invalid_price", "s_price IS NOT NULL AND price IS NULL"),
+    ("negative_price", "price < 0"),
+    ("missing_quantity", "event_type = 'purchase' AND s_quantity IS NULL"),
+    ("invalid_quantity", "s_quantity IS NOT NULL AND (quantity IS NULL OR quantity < 1)"),
+    ("unsupported_currency", "event_type = 'purchase' AND ts IS NOT NULL AND fx_rate IS NULL"),
+)
+
+# (code, condition): a kept record carries these codes in dq_warnings.
+WARNINGS = (
+    ("unknown_country", "s_country IS NOT NULL AND country IS NULL"),
+    ("unknown_source", "source = 'other'"),
+    ("unknown_device", "device = 'other'"),
+    ("unknown_currency", "event_type <> 'purchase' AND fx_rate IS NULL AND ts IS NOT NULL"),
+)
+
+
+def _flags(checks: Sequence[tuple[str, str]], name: str, **params: object) -> str:
+    """The list of codes whose condition holds. The list is only built for rows where one
+    holds (one cheap OR first): nearly every row is clean, and list building is not cheap."""
+    conds = [cond.format(**params) for _, cond in checks]
+    items = ",\n      ".join(
+        f"CASE WHEN {c} THEN '{code}' END" for (code, _), c in zip(checks, conds, strict=True)
+    )
+    any_cond = " OR ".join(f"({c})" for c in conds)
+    return (
+        f"CASE WHEN {any_cond}\n    THEN list_filter([\n      {items}\n    ], x -> x IS NOT NULL)\n"
+        f"    ELSE CAST([] AS VARCHAR[]) END AS {name}"
+    )
+
+
+def _extra_warning_checks(extras: tuple[ExtraColumn, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (f"type_mismatch:{x.name}", f"r_{x.name} IS NOT NULL AND {x.name} IS NULL")
         for x in extras
         if x.sql_type != "VARCHAR"
     )
@@ -152,35 +200,11 @@ conformed AS (
 ),
 checked AS (
   SELECT
-    c.*,
-    list_filter([
-      CASE WHEN NOT _utf8_ok THEN 'invalid_utf8' END,
-      CASE WHEN _utf8_ok AND NOT _json_ok THEN 'malformed_json' END,
-      CASE WHEN _json_ok AND NOT _is_object THEN 'not_an_object' END,
-      CASE WHEN _is_object AND s_event_id IS NULL THEN 'missing_event_id' END,
-      CASE WHEN s_event_id IS NOT NULL AND event_id IS NULL THEN 'invalid_event_id' END,
-      CASE WHEN _is_object AND s_user_id IS NULL THEN 'missing_user_id' END,
-      CASE WHEN s_user_id IS NOT NULL AND user_id IS NULL THEN 'invalid_user_id' END,
-      CASE WHEN _is_object AND s_event_type IS NULL THEN 'missing_event_type' END,
-      CASE WHEN s_event_type IS NOT NULL AND event_type IS NULL THEN 'unknown_event_type' END,
-      CASE WHEN _is_object AND s_ts IS NULL THEN 'missing_ts' END,
-      CASE WHEN s_ts IS NOT NULL AND ts IS NULL THEN 'invalid_ts' END,
-      CASE WHEN ts > ingestion_time + INTERVAL '{int(future_tolerance_hours)}' HOUR THEN 'future_ts' END,
-      CASE WHEN event_type IN ('add_to_cart', 'purchase') AND s_product_id IS NULL THEN 'missing_product_id' END,
-      CASE WHEN s_product_id IS NOT NULL AND product_id IS NULL THEN 'invalid_product_id' END,
-      CASE WHEN event_type = 'purchase' AND s_price IS NULL THEN 'missing_price' END,
-      CASE WHEN s_price IS NOT NULL AND price IS NULL THEN 'invalid_price' END,
-      CASE WHEN price < 0 THEN 'negative_price' END,
-      CASE WHEN event_type = 'purchase' AND s_quantity IS NULL THEN 'missing_quantity' END,
-      CASE WHEN s_quantity IS NOT NULL AND (quantity IS NULL OR quantity < 1) THEN 'invalid_quantity' END,
-      CASE WHEN event_type = 'purchase' AND ts IS NOT NULL AND fx_rate IS NULL THEN 'unsupported_currency' END
-    ], x -> x IS NOT NULL) AS reasons,
-    list_filter([
-      CASE WHEN s_country IS NOT NULL AND country IS NULL THEN 'unknown_country' END,
-      CASE WHEN source = 'other' THEN 'unknown_source' END,
-      CASE WHEN device = 'other' THEN 'unknown_device' END,
-      CASE WHEN event_type <> 'purchase' AND fx_rate IS NULL AND ts IS NOT NULL THEN 'unknown_currency' END{_extra_warnings(extras)}
-    ], x -> x IS NOT NULL) AS dq_warnings,
+    -- only what later steps need: the raw s_* strings stay behind (narrow rows materialise faster)
+    {lineage}, event_id, user_id, event_type, ts, page, source, device, country, product_id, price,
+    quantity, currency, campaign{extra_names}, fx_rate,
+    {_flags(REASONS, "reasons", future_hours=int(future_tolerance_hours))},
+    {_flags(WARNINGS + _extra_warning_checks(extras), "dq_warnings")},
     md5(concat_ws('|',
       COALESCE(event_id, ''), COALESCE(CAST(user_id AS VARCHAR), ''), COALESCE(event_type, ''),
       COALESCE(CAST(epoch_us(ts) AS VARCHAR), ''), COALESCE(page, ''), COALESCE(source, ''),
