@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lakehouse.services import LocalPostgres
+from lakehouse.services import all_services
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -53,4 +53,5 @@ def test_demo_runs_end_to_end_and_proves_its_counts(settings_factory: Any) -> No
         assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
         assert "every run's counts add up" in again.stdout
     finally:
-        LocalPostgres.from_settings(settings).stop()
+        for service in reversed(all_services(settings)):
+            service.stop()

@@ -1,0 +1,377 @@
+"""The speed layer: one-minute tumbling windows with a watermark -> PostgreSQL realtime.*.
+
+Each micro-batch is one PostgreSQL transaction that (1) locks this consumer's watermark state row
+(`realtime.stream_state`; concurrent writers queue there) and checks its stored offsets
+(`realtime.stream_offsets`), (2) adds the batch's counts to the window
+rows with `INSERT ... ON CONFLICT DO UPDATE` (one statement per table), (3) stores the new offsets
+and watermark. Counts are added exactly once because the offsets move in the same transaction
+(a replay after a crash starts from them). No append-then-GROUP-BY: one row per window and key.
+
+Event time is the event's own `ts` (ISO-8601 with any offset, or epoch milliseconds). The
+watermark is the largest event time seen (events more than `future_tolerance` ahead of the clock
+are rejected and do not move it) minus the allowed lateness. An event whose window ended at or
+before the watermark (as it stood when its batch started) is *late*: it is not added to the
+windows but counted in `realtime.late_events` per window, reported in the metrics, and it still
+reaches bronze and silver through the bronze consumer. Records that are not valid events are
+counted by reason in `realtime.rejected_events` (silver quarantines them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+
+from lakehouse.generator.catalog import EVENT_TYPES, SOURCE_SPELLINGS, USD_TO_LOCAL
+from lakehouse.streaming.consumer import FlushResult, Sink
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS realtime;
+CREATE TABLE IF NOT EXISTS realtime.events_per_minute (
+    window_start timestamptz NOT NULL, event_type text NOT NULL, event_count bigint NOT NULL,
+    updated_at timestamptz NOT NULL, PRIMARY KEY (window_start, event_type));
+CREATE TABLE IF NOT EXISTS realtime.logins_per_source (
+    window_start timestamptz NOT NULL, source text NOT NULL, login_count bigint NOT NULL,
+    updated_at timestamptz NOT NULL, PRIMARY KEY (window_start, source));
+CREATE TABLE IF NOT EXISTS realtime.purchases_per_minute (
+    window_start timestamptz PRIMARY KEY, purchase_count bigint NOT NULL, updated_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS realtime.orders_per_minute (
+    window_start timestamptz PRIMARY KEY, orders bigint NOT NULL, units bigint NOT NULL,
+    gmv_usd numeric(18, 2) NOT NULL, updated_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS realtime.late_events (
+    window_start timestamptz PRIMARY KEY, late_count bigint NOT NULL, updated_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS realtime.rejected_events (
+    reason text PRIMARY KEY, rejected_count bigint NOT NULL, updated_at timestamptz NOT NULL);
+CREATE TABLE IF NOT EXISTS realtime.stream_offsets (
+    consumer text NOT NULL, topic text NOT NULL, kafka_partition integer NOT NULL,
+    next_offset bigint NOT NULL, updated_at timestamptz NOT NULL,
+    PRIMARY KEY (consumer, topic, kafka_partition));
+CREATE TABLE IF NOT EXISTS realtime.stream_state (
+    consumer text NOT NULL, topic text NOT NULL, max_event_time timestamptz,
+    watermark timestamptz, records bigint NOT NULL DEFAULT 0, late bigint NOT NULL DEFAULT 0,
+    rejected bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL, PRIMARY KEY (consumer, topic));
+"""
+
+TABLES = (
+    "events_per_minute",
+    "logins_per_source",
+    "purchases_per_minute",
+    "orders_per_minute",
+    "late_events",
+    "rejected_events",
+)
+
+_SOURCE = {
+    spelling.strip().lower(): canon for canon, spellings in SOURCE_SPELLINGS.items() for spelling in spellings
+}
+_TYPES = frozenset(EVENT_TYPES)
+_USD = {cur: Decimal(1) / rate for cur, rate in USD_TO_LOCAL.items()}
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('lakehouse.realtime.schema'))")
+        conn.execute(SCHEMA_SQL)
+
+
+def parse_ts(v: object) -> datetime | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return datetime.fromtimestamp(v / 1000.0, UTC)
+    if isinstance(v, str):
+        try:
+            ts = datetime.fromisoformat(v.strip())
+        except ValueError:
+            return None
+        return ts.astimezone(UTC) if ts.tzinfo else None
+    return None
+
+
+def parse_event(value: bytes | None) -> tuple[dict[str, Any] | None, str]:
+    """(normalised event, '') or (None, reason). Mirrors silver's contract closely enough to
+    count what silver will accept; silver stays the authority (it also deduplicates)."""
+    if value is None:
+        return None, "null_value"
+    try:
+        text = value.decode("utf-8")  # explicit: json.loads(bytes) would guess UTF-16/32 from BOMs
+    except UnicodeDecodeError:
+        return None, "invalid_utf8"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None, "malformed_json"
+    if not isinstance(obj, dict):
+        return None, "not_an_object"
+    etype = obj.get("event_type")
+    ts = parse_ts(obj.get("ts"))
+    uid = obj.get("user_id")
+    if not isinstance(obj.get("event_id"), str) or etype is None or ts is None or uid is None:
+        return None, "missing_or_wrong_type"
+    if isinstance(uid, bool) or not (
+        isinstance(uid, int) or (isinstance(uid, str) and uid.strip().isdigit())
+    ):
+        return None, "missing_or_wrong_type"
+    if not isinstance(etype, str) or etype.strip().lower() not in _TYPES:
+        return None, "unknown_event_type"
+    etype = etype.strip().lower()
+    event: dict[str, Any] = {"event_type": etype, "ts": ts, "user_id": int(uid)}
+    src = obj.get("source")
+    event["source"] = _SOURCE.get(src.strip().lower(), "unknown") if isinstance(src, str) else "unknown"
+    if etype == "purchase":
+        price, qty = obj.get("price"), obj.get("quantity", 1)
+        if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+            return None, "bad_price"
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+            return None, "bad_quantity"
+        cur = obj.get("currency", "USD")
+        cur = cur.strip().upper() if isinstance(cur, str) else "USD"
+        if cur not in _USD:
+            return None, "unknown_currency"
+        event["units"] = qty
+        event["gmv_usd"] = Decimal(str(price)) * qty * _USD[cur]
+    return event, ""
+
+
+class SpeedSink(Sink):
+    """Windows of `window_seconds` with `allowed_lateness_seconds`, into the serving database."""
+
+    name = "speed"
+
+    def __init__(
+        self,
+        dsn: str,
+        topic: str,
+        consumer: str,
+        max_seconds: float,
+        window_seconds: int = 60,
+        allowed_lateness_seconds: int = 120,
+        future_tolerance_seconds: int = 24 * 3600,
+        max_rows: int = 200_000,
+    ) -> None:
+        super().__init__(topic, max_rows, max_seconds)
+        self.dsn = dsn
+        self.consumer_name = consumer
+        self.window = window_seconds
+        self.lateness = timedelta(seconds=allowed_lateness_seconds)
+        self.future = timedelta(seconds=future_tolerance_seconds)
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        ensure_schema(self.conn)
+        self.conn.autocommit = False
+        self.watermark: datetime | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def load_offsets(self, partitions: list[int]) -> dict[int, int | None]:
+        rows = self.conn.execute(
+            "SELECT kafka_partition, next_offset FROM realtime.stream_offsets WHERE consumer = %s AND topic = %s",
+            (self.consumer_name, self.topic),
+        ).fetchall()
+        self.conn.commit()
+        stored = {int(p): int(o) for p, o in rows}
+        return {p: stored.get(p) for p in partitions}
+
+    def write(
+        self, batch: dict[int, list[Message]], expected: dict[int, int | None], new: dict[int, int]
+    ) -> FlushResult:
+        conn = self.conn
+        key = (self.consumer_name, self.topic)
+        try:
+            with conn.transaction():
+                # every writer of (consumer, topic) locks the state row first: one at a time, and
+                # the offsets read next (READ COMMITTED: a fresh snapshot) include the last commit
+                conn.execute(
+                    "INSERT INTO realtime.stream_state (consumer, topic, updated_at) VALUES (%s, %s, now()) "
+                    "ON CONFLICT DO NOTHING",
+                    key,
+                )
+                (max_ts,) = conn.execute(
+                    "SELECT max_event_time FROM realtime.stream_state WHERE consumer = %s AND topic = %s FOR UPDATE",
+                    key,
+                ).fetchone() or (None,)
+                rows = conn.execute(
+                    "SELECT kafka_partition, next_offset FROM realtime.stream_offsets "
+                    "WHERE consumer = %s AND topic = %s",
+                    key,
+                ).fetchall()
+                stored = {int(p): int(o) for p, o in rows}
+                conflicts = {p: stored.get(p) for p in batch if stored.get(p) != expected[p]}
+                if conflicts:
+                    return FlushResult(conflicts=conflicts)
+                result, agg, max_ts = self._aggregate(batch, max_ts)
+                self._upsert(conn, agg)
+                watermark = max_ts - self.lateness if max_ts else None
+                conn.execute(
+                    "INSERT INTO realtime.stream_offsets (consumer, topic, kafka_partition, next_offset, updated_at) "
+                    "SELECT %s, %s, p, o, now() FROM unnest(%s::int[], %s::bigint[]) AS t(p, o) "
+                    "ON CONFLICT (consumer, topic, kafka_partition) DO UPDATE "
+                    "SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at",
+                    (*key, list(new), [new[p] for p in new]),
+                )
+                conn.execute(
+                    "UPDATE realtime.stream_state SET max_event_time = %s, watermark = %s, records = records + %s, "
+                    "late = late + %s, rejected = rejected + %s, updated_at = now() WHERE consumer = %s AND topic = %s",
+                    (max_ts, watermark, result.records, result.late, sum(result.rejected.values()), *key),
+                )
+        finally:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+        visible = time.time()
+        result.freshness = [visible - s for s in result.freshness]  # kafka stamps -> latency
+        result.event_freshness = [visible - s for s in result.event_freshness]
+        self.watermark = watermark
+        return result
+
+    def _aggregate(
+        self, batch: dict[int, list[Message]], max_ts: datetime | None
+    ) -> tuple[FlushResult, dict[str, Counter[Any]], datetime | None]:
+        # windows are keyed by their start in epoch seconds here (cheap), datetimes in _upsert
+        win = self.window
+        watermark = max_ts.timestamp() - self.lateness.total_seconds() if max_ts else None
+        horizon = (datetime.now(UTC) + self.future).timestamp()
+        per_type: Counter[tuple[int, str]] = Counter()
+        logins: Counter[tuple[int, str]] = Counter()
+        purchases: Counter[int] = Counter()
+        orders: Counter[int] = Counter()
+        units: Counter[int] = Counter()
+        gmv: Counter[int] = Counter()
+        late: Counter[int] = Counter()
+        rejected: Counter[str] = Counter()
+        stamps: list[float] = []
+        event_times: list[float] = []
+        records = counted = 0
+        new_max = max_ts.timestamp() if max_ts else None
+        for p in sorted(batch):
+            for m in batch[p]:
+                records += 1
+                event, reason = parse_event(m.value())
+                if event is None:
+                    rejected[reason] += 1
+                    continue
+                ts = event["ts"].timestamp()
+                if ts > horizon:
+                    rejected["future"] += 1
+                    continue
+                start = int(ts // win) * win
+                if watermark is not None and start + win <= watermark:
+                    late[start] += 1
+                    continue
+                if new_max is None or ts > new_max:
+                    new_max = ts
+                counted += 1
+                kind, ms = m.timestamp()
+                if kind != TIMESTAMP_NOT_AVAILABLE and ms >= 0:
+                    stamps.append(ms / 1000.0)
+                event_times.append(ts)
+                etype = event["event_type"]
+                per_type[(start, etype)] += 1
+                if etype == "login":
+                    logins[(start, event["source"])] += 1
+                elif etype == "purchase":
+                    purchases[start] += 1
+                    orders[start] += 1
+                    units[start] += event["units"]
+                    gmv[start] += event["gmv_usd"]
+        result = FlushResult(
+            records=records,
+            late=sum(late.values()),
+            rejected=dict(rejected),
+            counted=counted,
+            freshness=stamps,
+            event_freshness=event_times,
+        )
+        agg: dict[str, Counter[Any]] = {
+            "per_type": per_type,
+            "logins": logins,
+            "purchases": purchases,
+            "orders": orders,
+            "units": units,
+            "gmv": gmv,
+            "late": late,
+            "rejected": rejected,
+        }
+        return result, agg, (datetime.fromtimestamp(new_max, UTC) if new_max is not None else None)
+
+    @staticmethod
+    def _upsert(conn: psycopg.Connection[Any], agg: dict[str, Counter[Any]]) -> None:
+        def when(start: int) -> datetime:
+            return datetime.fromtimestamp(start, UTC)
+
+        if agg["per_type"]:
+            ks = list(agg["per_type"])
+            conn.execute(
+                "INSERT INTO realtime.events_per_minute AS t (window_start, event_type, event_count, updated_at) "
+                "SELECT w, e, n, now() FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[]) AS u(w, e, n) "
+                "ON CONFLICT (window_start, event_type) DO UPDATE "
+                "SET event_count = t.event_count + EXCLUDED.event_count, updated_at = EXCLUDED.updated_at",
+                ([when(k[0]) for k in ks], [k[1] for k in ks], [agg["per_type"][k] for k in ks]),
+            )
+        if agg["logins"]:
+            ks = list(agg["logins"])
+            conn.execute(
+                "INSERT INTO realtime.logins_per_source AS t (window_start, source, login_count, updated_at) "
+                "SELECT w, s, n, now() FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[]) AS u(w, s, n) "
+                "ON CONFLICT (window_start, source) DO UPDATE "
+                "SET login_count = t.login_count + EXCLUDED.login_count, updated_at = EXCLUDED.updated_at",
+                ([when(k[0]) for k in ks], [k[1] for k in ks], [agg["logins"][k] for k in ks]),
+            )
+        if agg["purchases"]:
+            ws = list(agg["purchases"])
+            conn.execute(
+                "INSERT INTO realtime.purchases_per_minute AS t (window_start, purchase_count, updated_at) "
+                "SELECT w, n, now() FROM unnest(%s::timestamptz[], %s::bigint[]) AS u(w, n) "
+                "ON CONFLICT (window_start) DO UPDATE "
+                "SET purchase_count = t.purchase_count + EXCLUDED.purchase_count, updated_at = EXCLUDED.updated_at",
+                ([when(w) for w in ws], [agg["purchases"][w] for w in ws]),
+            )
+            conn.execute(
+                "INSERT INTO realtime.orders_per_minute AS t (window_start, orders, units, gmv_usd, updated_at) "
+                "SELECT w, o, u, g, now() FROM unnest(%s::timestamptz[], %s::bigint[], %s::bigint[], %s::numeric[]) "
+                "AS x(w, o, u, g) ON CONFLICT (window_start) DO UPDATE SET orders = t.orders + EXCLUDED.orders, "
+                "units = t.units + EXCLUDED.units, gmv_usd = t.gmv_usd + EXCLUDED.gmv_usd, "
+                "updated_at = EXCLUDED.updated_at",
+                (
+                    [when(w) for w in ws],
+                    [agg["orders"][w] for w in ws],
+                    [agg["units"][w] for w in ws],
+                    [round(Decimal(agg["gmv"][w]), 2) for w in ws],
+                ),
+            )
+        if agg["late"]:
+            ws = list(agg["late"])
+            conn.execute(
+                "INSERT INTO realtime.late_events AS t (window_start, late_count, updated_at) "
+                "SELECT w, n, now() FROM unnest(%s::timestamptz[], %s::bigint[]) AS u(w, n) "
+                "ON CONFLICT (window_start) DO UPDATE "
+                "SET late_count = t.late_count + EXCLUDED.late_count, updated_at = EXCLUDED.updated_at",
+                ([when(w) for w in ws], [agg["late"][w] for w in ws]),
+            )
+        if agg["rejected"]:
+            rs = list(agg["rejected"])
+            conn.execute(
+                "INSERT INTO realtime.rejected_events AS t (reason, rejected_count, updated_at) "
+                "SELECT r, n, now() FROM unnest(%s::text[], %s::bigint[]) AS u(r, n) "
+                "ON CONFLICT (reason) DO UPDATE "
+                "SET rejected_count = t.rejected_count + EXCLUDED.rejected_count, updated_at = EXCLUDED.updated_at",
+                (rs, [agg["rejected"][r] for r in rs]),
+            )
+
+
+def stored_offsets(dsn: str, consumer: str, topic: str) -> dict[int, int]:
+    """The speed layer's stored next offsets (for `stream status`); {} before its first commit."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            rows = conn.execute(
+                "SELECT kafka_partition, next_offset FROM realtime.stream_offsets WHERE consumer = %s AND topic = %s",
+                (consumer, topic),
+            ).fetchall()
+    except psycopg.Error:
+        return {}
+    return {int(p): int(o) for p, o in rows}

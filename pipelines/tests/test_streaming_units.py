@@ -1,0 +1,151 @@
+"""Fast checks of the streaming pieces that need no broker: event parsing for the speed layer,
+settings, the producer's spec, and the bronze sink's offset bookkeeping against a real lake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from lakehouse.errors import ConfigError
+from lakehouse.streaming import producer
+from lakehouse.streaming.bronze_sink import _keys, _text, stored_offsets
+from lakehouse.streaming.consumer import FlushResult, Sink
+from lakehouse.streaming.speed import parse_event, parse_ts
+
+
+def test_parse_ts_accepts_every_spelling_the_generator_uses() -> None:
+    want = datetime(2026, 11, 22, 12, 0, 5, 123000, tzinfo=UTC)
+    assert parse_ts("2026-11-22T12:00:05.123Z") == want
+    assert parse_ts("2026-11-22T17:30:05.123+05:30") == want
+    assert parse_ts(int(want.timestamp() * 1000)) == want
+    assert parse_ts(True) is None
+    assert parse_ts("2026-11-22T12:00:05") is None  # no offset: ambiguous
+    assert parse_ts("yesterday") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "null_value"),
+        (b"\xff\xfe{}", "invalid_utf8"),
+        (b"{broken", "malformed_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'{"event_id": "e", "user_id": 1, "ts": "2026-11-22T00:00:00Z"}', "missing_or_wrong_type"),
+        (
+            b'{"event_id": 5, "user_id": 1, "event_type": "click", "ts": "2026-11-22T00:00:00Z"}',
+            "missing_or_wrong_type",
+        ),
+        (
+            b'{"event_id": "e", "user_id": "u-1", "event_type": "click", "ts": "2026-11-22T00:00:00Z"}',
+            "missing_or_wrong_type",
+        ),
+        (
+            b'{"event_id": "e", "user_id": 1, "event_type": "share", "ts": "2026-11-22T00:00:00Z"}',
+            "unknown_event_type",
+        ),
+        (
+            b'{"event_id": "e", "user_id": 1, "event_type": "purchase", "ts": "2026-11-22T00:00:00Z", "price": -1}',
+            "bad_price",
+        ),
+    ],
+)
+def test_parse_event_rejects_with_a_reason(value: bytes | None, reason: str) -> None:
+    event, why = parse_event(value)
+    assert event is None and why == reason
+
+
+def test_parse_event_normalises_like_silver() -> None:
+    event, why = parse_event(
+        b'{"event_id": "e", "user_id": "42", "event_type": " PURCHASE ", "ts": "2026-11-22T00:00:00Z",'
+        b' "source": "ios", "price": 39.8, "quantity": 2, "currency": "pln"}'
+    )
+    assert why == "" and event is not None
+    assert event["event_type"] == "purchase" and event["user_id"] == 42 and event["source"] == "mobile"
+    assert event["units"] == 2
+    assert round(event["gmv_usd"], 2) == Decimal("20.00")  # 79.60 PLN at 3.98 PLN/USD
+
+
+def test_streaming_settings_validate_with_one_line_errors(settings_factory: Any) -> None:
+    s = settings_factory({"streaming.broker_port": 50000})
+    assert s.streaming.servers == "127.0.0.1:50000"
+    assert settings_factory({"streaming.bootstrap": "kafka-0:9092"}).streaming.servers == "kafka-0:9092"
+    assert s.streaming.allowed_lateness_seconds == 120 and s.streaming.window_seconds == 60
+    with pytest.raises(ConfigError, match=r"streaming\.broker_storage"):
+        settings_factory({"streaming.broker_storage": "disk"})
+    with pytest.raises(ConfigError, match=r"streaming\.partitions"):
+        settings_factory({"streaming.partitions": 0})
+
+
+def test_stream_events_never_reuse_the_batch_generators_ids(settings_factory: Any) -> None:
+    s = settings_factory()
+    spec = producer.stream_spec(s, 100, 5.0)
+    assert spec.seed != s.generator.seed
+    assert spec.span_seconds == pytest.approx(20.0)  # 100 events at 5/s
+    assert producer.user_key(spec, 3) == producer.user_key(spec, 3)
+
+
+def test_text_and_keys_keep_bytes_that_are_not_utf8() -> None:
+    value, raw = _text([b"ok", None, b"\xff"])
+    assert value.to_pylist() == ["ok", None, None]
+    assert raw.to_pylist() == [None, None, b"\xff"]
+    assert _keys([b"k", None, b"\xc3\x28"]).to_pylist() == ["k", None, "\\xc3("]
+
+
+class _MemorySink(Sink):
+    """A sink whose store is a dict: the Sink bookkeeping (offsets, fences) in isolation."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        super().__init__("t", max_rows=3, max_seconds=60)
+        self.store: dict[int, int] = {}
+        self.rows_written: list[tuple[int, int]] = []
+
+    def load_offsets(self, partitions: list[int]) -> dict[int, int | None]:
+        return {p: self.store.get(p) for p in partitions}
+
+    def write(self, batch: Any, expected: dict[int, int | None], new: dict[int, int]) -> FlushResult:
+        conflicts = {p: self.store.get(p) for p in batch if self.store.get(p) != expected[p]}
+        if conflicts:
+            return FlushResult(conflicts=conflicts)
+        for p, msgs in batch.items():
+            self.rows_written += [(p, m.offset()) for m in msgs]
+        self.store.update(new)
+        return FlushResult(records=sum(len(m) for m in batch.values()))
+
+
+class _Msg:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def test_sink_skips_what_it_stored_and_fences_a_moved_offset() -> None:
+    sink = _MemorySink()
+    sink.store = {0: 2}
+    sink.assign([0, 1])
+    sink.offer(0, [_Msg(o) for o in range(0, 5)])  # type: ignore[misc]
+    sink.offer(1, [_Msg(0)])  # type: ignore[misc]
+    assert sink.due(0.0)  # 3 + 1 rows >= max_rows
+    result = sink.flush()
+    assert result is not None and not result.conflicts
+    assert sink.rows_written == [(0, 2), (0, 3), (0, 4), (1, 0)]
+    assert sink.store == {0: 5, 1: 1} and sink.advanced == 4
+    # another owner moved partition 0 meanwhile: nothing is written, the sink rewinds to it
+    sink.offer(0, [_Msg(5), _Msg(6)])  # type: ignore[misc]
+    sink.store[0] = 7
+    result = sink.flush()
+    assert result is not None and result.conflicts == {0: 7}
+    assert sink.next[0] == 7 and sink.rows == 0 and len(sink.rows_written) == 4
+
+
+def test_stored_offsets_of_a_lake_without_bronze(settings_factory: Any) -> None:
+    from lakehouse.storage import Lake
+
+    lake = Lake(settings_factory())
+    assert stored_offsets(lake, "user-events", [0, 1]) == {0: None, 1: None}
