@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from lakehelpers import read
 from lakehouse.config import Settings
 from lakehouse.storage import Lake
-from lakehelpers import read
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -10,13 +10,13 @@ import psycopg
 import pyarrow.compute as pc
 import pytest
 
+from lakehelpers import read
 from lakehouse import jobs
 from lakehouse.bronze import postgres_extract
 from lakehouse.generator import source_db
 from lakehouse.reconcile import new_run_id
 from lakehouse.silver import current_state, scd2
 from lakehouse.storage import Lake
-from lakehelpers import read
 
 pytestmark = pytest.mark.slow
 

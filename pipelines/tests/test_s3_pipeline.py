@@ -7,10 +7,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from lakehelpers import read
 from lakehouse import jobs
 from lakehouse.reconcile import new_run_id
 from lakehouse.storage import Lake
-from lakehelpers import read
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 

@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from lakehouse.storage import Lake
 from lakehelpers import bronze_and_silver, read, rows_by, write_landing
+from lakehouse.storage import Lake
 
 TS = "2026-11-02T10:00:00Z"
 
