@@ -19,6 +19,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PIPELINE_TEST_DEPS :=
 LINT_DEPS :=
 DEMO_DEPS :=
+-include terraform/terraform.mk
+-include ansible/ansible.mk
 -include dbt/dbt.mk
 -include dags/airflow.mk
 -include pipelines/streaming.mk
