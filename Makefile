@@ -73,6 +73,7 @@ bench: setup ## Benchmarks: bronze->silver on 1M and 10M events vs PySpark local
 
 clean: ## Stop local services and remove the local state, lake and virtualenvs
 	-@[ -x $(LAKEHOUSE) ] && $(LAKEHOUSE) services stop || true
+	-@bash dags/airflow-local.sh stop 2>/dev/null || true
 	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible .venv-dbt .venv-airflow pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
 
 

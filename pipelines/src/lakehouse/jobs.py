@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from lakehouse import reconcile
+from lakehouse import lineage, reconcile
 from lakehouse.bronze import landing, postgres_extract
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
@@ -99,7 +99,7 @@ def bronze(
 ) -> list[Reconciliation]:
     hooks = hooks or Hooks()
     recs: list[Reconciliation] = []
-    with step_lock(settings, "bronze"):
+    with lineage.step(lake, "bronze", sources), step_lock(settings, "bronze"):
         if "events" in sources:
             _, rec = landing.ingest(
                 lake,
@@ -113,14 +113,14 @@ def bronze(
             recs += postgres_extract.extract_all(
                 lake, postgres_dsn(settings), run_id, settings.bronze.extract_lookback_minutes
             )
-    reconcile.record(lake, recs)
+        reconcile.record(lake, recs)  # inside: an unbalanced run is a failed lineage run
     return recs
 
 
 def silver(lake: Lake, settings: Settings, run_id: str, hooks: Hooks | None = None) -> list[Reconciliation]:
     hooks = hooks or Hooks()
     recs: list[Reconciliation] = []
-    with step_lock(settings, "silver"):
+    with lineage.step(lake, "silver"), step_lock(settings, "silver"):
         recs.append(
             silver_events.run(
                 lake,
@@ -134,5 +134,5 @@ def silver(lake: Lake, settings: Settings, run_id: str, hooks: Hooks | None = No
             recs.append(scd2.apply(lake, dim, run_id))
         for table in current_state.TABLES:
             recs.append(current_state.apply(lake, table, run_id))
-    reconcile.record(lake, recs)
+        reconcile.record(lake, recs)
     return recs

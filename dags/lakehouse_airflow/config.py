@@ -1,0 +1,73 @@
+"""Where things are and how tasks run, read from the environment when the DAGs are parsed.
+
+`make airflow` (dags/airflow.mk) and the Airflow Helm values on the cluster set these; the
+defaults fit a checkout where `make setup` made .venv/ and (optionally) `make setup-dbt` .venv-dbt/.
+
+LAKEHOUSE_ROOT              repository root (default: the parent of dags/)
+LAKEHOUSE_ENV               environments/<env>/pipeline.yaml (default: local)
+LAKEHOUSE_BIN               the pipeline CLI (default: <root>/.venv/bin/lakehouse); the Airflow
+                            Variable `lakehouse_bin` overrides it at run time
+LAKEHOUSE_DBT_BIN           dbt in its own virtualenv (default: <root>/.venv-dbt/bin/dbt)
+LAKEHOUSE_DBT_DIR           the dbt project (default: <root>/dbt)
+LAKEHOUSE_DBT_MANIFEST      its parsed manifest, for one task per model (default:
+                            <root>/.state/airflow/dbt/manifest.json, written by `make airflow`)
+LAKEHOUSE_EXECUTION         local (subprocess) | kubernetes (KubernetesPodOperator)
+LAKEHOUSE_ENGINE            embedded | spark (spark: silver runs as a SparkApplication; cluster only)
+LAKEHOUSE_IMAGE             pipeline image for KubernetesPodOperator / SparkApplication
+LAKEHOUSE_K8S_NAMESPACE     namespace of the pipeline pods (default: lakehouse)
+LAKEHOUSE_SCHEDULE          cron or preset of the ingest DAG (default: @hourly)
+LAKEHOUSE_MAINTENANCE_SCHEDULE   (default: @daily)
+LAKEHOUSE_NOTIFY            failure hook: file:///path.jsonl | http(s)://webhook | cmd:<shell command>
+                            (default: file://<AIRFLOW_HOME>/logs/lakehouse-failures.jsonl); the
+                            Airflow Variable `lakehouse_notify` overrides it at run time
+LAKEHOUSE_TASK_TIMEOUT_MIN  execution_timeout of a pipeline task (default: 60)
+LAKEHOUSE_RETRIES           retries of a pipeline task (default: 2)
+LAKEHOUSE_KAFKA             1/0: ingest from Kafka (`lakehouse stream consume --available-now`);
+                            default: on when the streaming part of the package is present
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DAGS_DIR = Path(__file__).resolve().parent.parent
+
+
+def _path(var: str, default: Path) -> Path:
+    return Path(os.environ[var]).resolve() if os.environ.get(var) else default
+
+
+ROOT = _path("LAKEHOUSE_ROOT", DAGS_DIR.parent)
+ENV = os.environ.get("LAKEHOUSE_ENV", "local")
+LAKEHOUSE_BIN = str(_path("LAKEHOUSE_BIN", ROOT / ".venv" / "bin" / "lakehouse"))
+DBT_BIN = _path("LAKEHOUSE_DBT_BIN", ROOT / ".venv-dbt" / "bin" / "dbt")
+DBT_DIR = _path("LAKEHOUSE_DBT_DIR", ROOT / "dbt")
+DBT_MANIFEST = _path("LAKEHOUSE_DBT_MANIFEST", ROOT / ".state" / "airflow" / "dbt" / "manifest.json")
+EXECUTION = os.environ.get("LAKEHOUSE_EXECUTION", "local")
+ENGINE = os.environ.get("LAKEHOUSE_ENGINE", "embedded")
+IMAGE = os.environ.get("LAKEHOUSE_IMAGE", "ghcr.io/ampere-lakehouse/pipelines:0.1.0")
+K8S_NAMESPACE = os.environ.get("LAKEHOUSE_K8S_NAMESPACE", "lakehouse")
+SCHEDULE = os.environ.get("LAKEHOUSE_SCHEDULE", "@hourly")
+MAINTENANCE_SCHEDULE = os.environ.get("LAKEHOUSE_MAINTENANCE_SCHEDULE", "@daily")
+TASK_TIMEOUT_MIN = int(os.environ.get("LAKEHOUSE_TASK_TIMEOUT_MIN", "60"))
+RETRIES = int(os.environ.get("LAKEHOUSE_RETRIES", "2"))
+K8S_DIR = DAGS_DIR / "k8s"
+
+if EXECUTION not in ("local", "kubernetes"):
+    raise ValueError(f"LAKEHOUSE_EXECUTION must be local or kubernetes (got {EXECUTION!r})")
+if ENGINE not in ("embedded", "spark"):
+    raise ValueError(f"LAKEHOUSE_ENGINE must be embedded or spark (got {ENGINE!r})")
+
+
+def kafka_enabled() -> bool:
+    flag = os.environ.get("LAKEHOUSE_KAFKA")
+    if flag is not None:
+        return flag.strip().lower() in ("1", "true", "yes", "on")
+    return EXECUTION == "kubernetes" or (ROOT / "pipelines" / "src" / "lakehouse" / "streaming").is_dir()
+
+
+def dbt_manifest() -> Path | None:
+    """dbt's manifest.json (from `dbt parse`: `make airflow` writes it), when there is one."""
+    manifest = DBT_MANIFEST
+    return manifest if manifest.is_file() and (DBT_DIR / "dbt_project.yml").is_file() else None

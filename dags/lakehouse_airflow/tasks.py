@@ -1,0 +1,259 @@
+"""Task factories: one `lakehouse ...` command becomes one task, run the way the environment says.
+
+* LAKEHOUSE_EXECUTION=local: BashOperator runs the pipeline CLI of the pipeline's own virtualenv as
+  a subprocess (Airflow's and the pipeline's dependencies never mix).
+* LAKEHOUSE_EXECUTION=kubernetes: KubernetesPodOperator runs the same command in the pipeline image
+  (embedded engine in a pod); with LAKEHOUSE_ENGINE=spark the silver step is a SparkApplication
+  submitted by SparkKubernetesOperator (dags/k8s/spark/silver-sparkapplication.yaml).
+
+Gold is dbt: with a parsed dbt project (manifest.json), one task per dbt model, wired by the
+models' refs, each running `lakehouse gold build --select <model>`, which runs `.venv-dbt/bin/dbt`
+(dbt's own virtualenv); without a manifest, a single `lakehouse gold build` task.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator
+
+from lakehouse_airflow import config, notify
+
+OWNER = "data-platform"
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+# Data-aware scheduling: a layer's gate publishes its Asset; the next layer's DAG runs on it.
+BRONZE = Asset(name="lakehouse_bronze", uri="lakehouse://layers/bronze", group="lakehouse")
+SILVER = Asset(name="lakehouse_silver", uri="lakehouse://layers/silver", group="lakehouse")
+GOLD = Asset(name="lakehouse_gold", uri="lakehouse://layers/gold", group="lakehouse")
+LAYER_ASSETS = {"bronze": BRONZE, "silver": SILVER, "gold": GOLD}
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": config.RETRIES,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=config.TASK_TIMEOUT_MIN),
+    "on_failure_callback": notify.on_failure,
+}
+DAG_KWARGS: dict[str, Any] = {
+    "start_date": START,
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "dagrun_timeout": timedelta(hours=3),
+    "on_failure_callback": notify.on_failure,
+}
+
+_OL = "macros.OpenLineageProviderPlugin"
+
+
+def _ol_macro(name: str) -> str:
+    """An OpenLineage provider macro, or '' when the provider's plugin is disabled."""
+    return f"{{{{ {_OL}.{name}(task_instance) if {_OL} is defined else '' }}}}"
+
+
+def pipeline_env() -> dict[str, str]:
+    """What a pipeline subprocess needs besides the worker's own environment."""
+    return {
+        "LAKEHOUSE_BIN": f"{{{{ var.value.get('lakehouse_bin', {config.LAKEHOUSE_BIN!r}) }}}}",
+        "LAKEHOUSE_ENV": config.ENV,
+        "LAKEHOUSE_ROOT": str(config.ROOT),
+        "LAKEHOUSE_DBT": str(config.DBT_BIN),  # dbt in its own virtualenv (lakehouse gold ...)
+        "LAKEHOUSE_DBT_PROJECT": str(config.DBT_DIR),
+        # the pipeline's own OpenLineage events become children of this task's run
+        "OPENLINEAGE_PARENT_ID": _ol_macro("lineage_parent_id"),
+        "OPENLINEAGE_ROOT_PARENT_ID": _ol_macro("lineage_root_parent_id"),
+        "PYTHONUNBUFFERED": "1",
+        "NO_COLOR": "1",
+    }
+
+
+def cli_args(command: str, *args: str) -> list[str]:
+    """`lakehouse <command> --env <env> <args>`: the environment right after the (sub)command, so
+    it never lands after a positional argument."""
+    return [*command.split(), "--env", config.ENV, *args]
+
+
+def lakehouse(task_id: str, command: str, *args: str, **kwargs: Any) -> BaseOperator:
+    """A task that runs `lakehouse <command> --env <env> <args>`; `command` is the (sub)command
+    path, e.g. "gold build"; arguments may hold Jinja templates."""
+    argv = cli_args(command, *args)
+    if config.EXECUTION == "kubernetes":
+        return _pod(task_id, argv, **kwargs)
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    command_line = " ".join(
+        [
+            '"$LAKEHOUSE_BIN"',
+            *map(shlex.quote, command.split()),
+            '--env "$LAKEHOUSE_ENV"',
+        ]
+        + [shlex.quote(a) for a in args]
+    )
+    kwargs.setdefault("doc_md", f"`lakehouse {' '.join(argv)}` (pipeline package, subprocess)")
+    return BashOperator(
+        task_id=task_id,
+        bash_command=command_line,
+        env=pipeline_env(),
+        append_env=True,
+        cwd=str(config.ROOT),
+        **kwargs,
+    )
+
+
+def _pod(task_id: str, args: list[str], **kwargs: Any) -> BaseOperator:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    env = {
+        k: v
+        for k, v in pipeline_env().items()
+        if not k.startswith(("LAKEHOUSE_BIN", "LAKEHOUSE_ROOT", "LAKEHOUSE_DBT"))
+    }
+    env["LAKEHOUSE_ROOT"] = "/app"
+    return KubernetesPodOperator(
+        task_id=task_id,
+        name=f"lakehouse-{task_id.replace('_', '-')}",
+        namespace=config.K8S_NAMESPACE,
+        # service account, secrets, OpenLineage (Marquez) config, resources, security context
+        pod_template_file=str(config.K8S_DIR / "pipeline-pod.yaml"),
+        image=config.IMAGE,
+        cmds=["lakehouse"],
+        arguments=args,
+        env_vars=env,
+        labels={
+            "app.kubernetes.io/part-of": "ampere-lakehouse",
+            "lakehouse/step": task_id,
+        },
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",
+        startup_timeout_seconds=300,
+        **kwargs,
+    )
+
+
+def gate(layer: str, *, publish: bool = False) -> BaseOperator:
+    """The data-quality gate after a layer: `lakehouse check <layer>` exits non-zero when a check
+    fails, which fails this task and so every task downstream (no retries: the data would not
+    change). With publish=True the gate announces the layer's Asset for data-aware scheduling."""
+    return lakehouse(
+        f"gate_{layer}",
+        "check",
+        layer,
+        retries=0,
+        outlets=[LAYER_ASSETS[layer]] if publish else [],
+        doc_md=f"Data-quality gate: `lakehouse check {layer}`; fails the run when a check fails.",
+    )
+
+
+def ingest(*, publish: bool = False) -> list[BaseOperator]:
+    """Sources -> bronze: PostgreSQL (incremental), landing files, Kafka (available-now); then the
+    bronze gate. Returns [first tasks..., gate]; PostgreSQL and landing share bronze's step lock,
+    so they run one after the other while Kafka runs beside them."""
+    pg = lakehouse("bronze_postgres", "bronze", "--source", "postgres")
+    files = lakehouse("bronze_landing", "bronze", "--source", "events")
+    check = gate("bronze", publish=publish)
+    pg >> files >> check
+    firsts = [pg]
+    if config.kafka_enabled():
+        kafka = lakehouse("bronze_kafka", "stream consume", "--available-now")
+        kafka >> check
+        firsts.append(kafka)
+    return [*firsts, check]
+
+
+def silver(*, publish: bool = False) -> list[BaseOperator]:
+    """bronze -> silver on the configured engine, then the silver gate."""
+    if config.EXECUTION == "kubernetes" and config.ENGINE == "spark":
+        from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import (
+            SparkKubernetesOperator,
+        )
+
+        step: BaseOperator = SparkKubernetesOperator(
+            task_id="silver",
+            namespace=config.K8S_NAMESPACE,
+            application_file="k8s/spark/silver-sparkapplication.yaml",
+            kubernetes_conn_id="kubernetes_default",
+            get_logs=True,
+            delete_on_termination=True,
+        )
+    else:
+        step = lakehouse("silver", "silver")
+    check = gate("silver", publish=publish)
+    step >> check
+    return [step, check]
+
+
+def gold(*, publish: bool = False) -> list[BaseOperator]:
+    """silver -> gold with dbt (one task per model when the project is parsed), the gold gate,
+    then publishing the marts to the serving PostgreSQL."""
+    models = dbt_models()
+    check = gate("gold")
+    publish_task = lakehouse(
+        "gold_publish",
+        "gold publish",
+        outlets=[GOLD] if publish else [],
+        doc_md="gold marts -> PostgreSQL",
+    )
+    models[-1] >> check >> publish_task
+    return [models[0], models[-1], check, publish_task]
+
+
+def dbt_models() -> list[Any]:
+    """[first, last] of the dbt part.
+
+    With a parsed dbt project (manifest.json, see config.dbt_manifest), one task per dbt model,
+    wired by the models' `ref` dependencies: each runs `lakehouse gold build --select <model>`
+    (`dbt build` of that model and its tests, in dbt's own virtualenv .venv-dbt, with the lake's
+    profile environment set by the pipeline package). This is Cosmos' "one task per model"
+    rendering (LoadMode.DBT_MANIFEST) done directly: Cosmos' LOCAL mode would have to rebuild the
+    profile environment that `lakehouse gold` already owns. Without a manifest: one
+    `lakehouse gold build` task."""
+    from airflow.sdk import TaskGroup
+
+    models = dbt_manifest_models()
+    if not models:
+        build = lakehouse(
+            "gold_build",
+            "gold build",
+            doc_md="silver -> gold: the dbt project as one step",
+        )
+        return [build, build]
+    with TaskGroup(group_id="dbt", tooltip="one task per dbt model (dbt build --select <model>)") as group:
+        made = {
+            uid: lakehouse(
+                f"{m['name']}_build",
+                "gold build",
+                "--select",
+                m["name"],
+                doc_md=f"dbt build --select {m['name']} ({m['path']})",
+            )
+            for uid, m in models.items()
+        }
+        for uid, m in models.items():
+            for parent in m["depends_on"]:
+                if parent in made:
+                    made[parent] >> made[uid]
+    return [group, group]
+
+
+def dbt_manifest_models() -> dict[str, dict[str, Any]]:
+    """unique_id -> {name, path, depends_on} of the enabled models in dbt's manifest."""
+    import json
+
+    manifest = config.dbt_manifest()
+    if manifest is None:
+        return {}
+    nodes = json.loads(manifest.read_text()).get("nodes", {})
+    return {
+        uid: {
+            "name": node["name"],
+            "path": node.get("original_file_path", ""),
+            "depends_on": sorted(set(node.get("depends_on", {}).get("nodes", []))),
+        }
+        for uid, node in sorted(nodes.items())
+        if node.get("resource_type") == "model" and node.get("config", {}).get("enabled", True)
+    }
