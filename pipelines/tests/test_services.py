@@ -19,7 +19,7 @@ import pytest
 
 from conftest import S3Service, SettingsFactory
 from lakehouse.errors import ServiceError
-from lakehouse.services import LocalPostgres, LocalSeaweedFS, ServiceStatus, all_services
+from lakehouse.services import LocalKafka, LocalPostgres, LocalSeaweedFS, ServiceStatus, all_services
 from lakehouse.services.base import wait_until
 from lakehouse.services.seaweedfs import S3Client
 
@@ -59,9 +59,11 @@ def test_pg_dsn_and_service_list(settings_factory: SettingsFactory) -> None:
     pg = LocalPostgres.from_settings(settings)
     assert pg.dsn("source") == "postgresql://lakehouse@127.0.0.1:55999/source"
     assert pg.base == settings.state_path / "postgres"
-    assert [type(s) for s in all_services(settings)] == [LocalPostgres]
+    assert [type(s) for s in all_services(settings)] == [LocalPostgres, LocalKafka]
     s3 = settings_factory({"lake_root": "s3://lakehouse/dev"})
-    assert [type(s) for s in all_services(s3)] == [LocalPostgres, LocalSeaweedFS]
+    assert [type(s) for s in all_services(s3)] == [LocalPostgres, LocalSeaweedFS, LocalKafka]
+    external = settings_factory({"streaming.bootstrap": "kafka.example:9092"})
+    assert [type(s) for s in all_services(external)] == [LocalPostgres]
 
 
 def test_pg_running_idempotent_and_usable(pg_service: LocalPostgres) -> None:
