@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
+from duckdb import DuckDBPyConnection
 
 from lakehouse import delta
 from lakehouse.config import Settings
@@ -93,12 +93,21 @@ def known_extras(lake: Lake) -> list[ExtraColumn]:
     ]
 
 
-def _existing(lake: Lake, before_version: int) -> pa.Table:
+def _register_existing(con: DuckDBPyConnection, lake: Lake, before_version: int) -> None:
+    """`existing`: (event_id, payload_hash) of silver rows from bronze versions before this chunk.
+
+    A lazy scan of the Delta table, not a copy in memory: DuckDB builds its join on the chunk's
+    side and streams the history past it, so memory does not grow with the size of silver."""
     dt = delta.open_table(lake, EVENTS)
     if dt is None:
-        return pa.table({"event_id": pa.array([], pa.string()), "payload_hash": pa.array([], pa.string())})
-    return dt.to_pyarrow_dataset().to_table(
-        columns=["event_id", "payload_hash"], filter=pc.field("_commit_version") < before_version
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW existing AS SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS payload_hash WHERE false"
+        )
+        return
+    con.register("silver_history", dt.to_pyarrow_dataset())
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW existing AS SELECT event_id, payload_hash FROM silver_history "
+        f"WHERE _commit_version < {int(before_version)}"
     )
 
 
@@ -162,7 +171,7 @@ def _run_chunk(
         )
         extras += new
         fields = CONTRACT_FIELDS + tuple(x.name for x in extras)
-        con.register("existing", _existing(lake, first))
+        _register_existing(con, lake, first)
         con.execute(f"CREATE TEMP VIEW parsed AS {duckdb_engine.parsed_sql('bronze_rows', fields)}")
         sql = transform_sql(tuple(extras), run_id, settings.silver.future_tolerance_hours)
         con.execute(f"CREATE TEMP TABLE classified AS {sql}")
