@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lakehouse import demo, jobs, report
-from lakehouse.config import Settings, load_settings
+from lakehouse.config import Settings, settings_from_cli
 from lakehouse.errors import LakehouseError
 from lakehouse.reconcile import new_run_id
 from lakehouse.services import all_services
@@ -52,13 +52,7 @@ PLUGINS = {
 
 
 def _settings(env: str | None, sets: list[str] | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise LakehouseError(f"--set needs key=value (got {item!r})")
-        overrides[key.strip()] = value.strip()
-    return load_settings(env, overrides)
+    return settings_from_cli(env, sets)
 
 
 class Bars:

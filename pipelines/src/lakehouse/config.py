@@ -255,3 +255,14 @@ def load_settings(env: str | None = None, overrides: dict[str, Any] | None = Non
         return Settings.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_one_line(err, str(path))) from None
+
+
+def settings_from_cli(env: str | None, sets: list[str] | None) -> Settings:
+    """Settings for a CLI command: `--env NAME` and repeated `--set dotted.key=value`."""
+    overrides: dict[str, Any] = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set needs key=value (got {item!r})")
+        overrides[key.strip()] = value.strip()
+    return load_settings(env, overrides)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse.config import Settings, load_settings
-from lakehouse.errors import LakehouseError
+from lakehouse.config import Settings, settings_from_cli
 from lakehouse.gold import build as gold_build
 from lakehouse.gold import kpis as gold_kpis
 from lakehouse.gold import publish as gold_publish
@@ -37,13 +36,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="stream dbt's 
 
 
 def _settings(env: str | None, sets: list[str] | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise LakehouseError(f"--set needs key=value (got {item!r})")
-        overrides[key.strip()] = value.strip()
-    return load_settings(env, overrides)
+    return settings_from_cli(env, sets)
 
 
 def _dbt_line(line: str) -> None:

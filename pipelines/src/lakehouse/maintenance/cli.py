@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from lakehouse import lineage
-from lakehouse.config import Settings, load_settings
+from lakehouse.config import Settings, settings_from_cli
 from lakehouse.errors import LakehouseError
 from lakehouse.maintenance import ops
 from lakehouse.reconcile import new_run_id
@@ -34,13 +34,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the results as one 
 
 
 def _settings(env: str | None, sets: list[str] | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise LakehouseError(f"--set needs key=value (got {item!r})")
-        overrides[key.strip()] = value.strip()
-    return load_settings(env, overrides)
+    return settings_from_cli(env, sets)
 
 
 def _human(n: int) -> str:

@@ -14,8 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from lakehouse import report
-from lakehouse.config import Settings, load_settings
-from lakehouse.errors import LakehouseError
+from lakehouse.config import Settings, settings_from_cli
 from lakehouse.reconcile import new_run_id
 from lakehouse.services.base import pid_alive
 from lakehouse.services.kafka import LocalKafka
@@ -37,13 +36,7 @@ SetOpt = Annotated[
 
 
 def _settings(env: str | None, sets: list[str] | None) -> Settings:
-    overrides: dict[str, Any] = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise LakehouseError(f"--set needs key=value (got {item!r})")
-        overrides[key.strip()] = value.strip()
-    return load_settings(env, overrides)
+    return settings_from_cli(env, sets)
 
 
 def _broker(settings: Settings) -> LocalKafka:
