@@ -123,3 +123,16 @@ def inserted_rows(dt: DeltaTable, first: int, last: int) -> pa.Table:
     )
     idx = table.schema.get_field_index("_commit_version")
     return table.set_column(idx, "_commit_version", table["_commit_version"].cast(pa.int64()))
+
+
+def unabsorbed(lake: Lake, source: str, target: str, app_id: str) -> tuple[DeltaTable, pa.Table, int] | str:
+    """Rows of `source` that `target` has not absorbed yet (by the app transaction `app_id`):
+    (source table, inserted rows, source version to record), or why there is nothing to do."""
+    src = open_table(lake, source)
+    if src is None:
+        return f"{source} does not exist yet"
+    done = txn_version(lake, target, app_id)
+    last = src.version()
+    if done is not None and done >= last:
+        return "up to date"
+    return src, inserted_rows(src, (-1 if done is None else done) + 1, last), last

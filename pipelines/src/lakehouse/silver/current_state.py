@@ -33,16 +33,11 @@ DROPPED = ("_commit_version", "_batch_id", "_run_id")
 
 def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
     rec = Reconciliation(run_id, "silver", t.source, t.table)
-    src = delta.open_table(lake, t.source)
-    if src is None:
-        rec.detail = f"{t.source} does not exist yet"
+    pending = delta.unabsorbed(lake, t.source, t.table, t.app_id)
+    if isinstance(pending, str):
+        rec.detail = pending
         return rec.finish()
-    done = delta.txn_version(lake, t.table, t.app_id)
-    last = src.version()
-    if done is not None and done >= last:
-        rec.detail = "up to date"
-        return rec.finish()
-    rows = delta.inserted_rows(src, (-1 if done is None else done) + 1, last)
+    _, rows, last = pending
     rec.rows_in = rows.num_rows
     keys = ", ".join(t.keys)
     con = lake.duckdb()

@@ -80,16 +80,11 @@ FROM starts
 
 def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
     rec = Reconciliation(run_id, "silver", d.source, d.table)
-    src = delta.open_table(lake, d.source)
-    if src is None:
-        rec.detail = f"{d.source} does not exist yet"
+    pending = delta.unabsorbed(lake, d.source, d.table, d.app_id)
+    if isinstance(pending, str):
+        rec.detail = pending
         return rec.finish()
-    done = delta.txn_version(lake, d.table, d.app_id)
-    last = src.version()
-    if done is not None and done >= last:
-        rec.detail = "up to date"
-        return rec.finish()
-    new_rows = delta.inserted_rows(src, (-1 if done is None else done) + 1, last)
+    src, new_rows, last = pending
     rec.rows_in = new_rows.num_rows
     if rec.rows_in == 0:
         rec.detail = "no new rows"
