@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from rich.table import Table
 from lakehouse import demo, jobs, report
 from lakehouse.config import Settings, settings_from_cli
 from lakehouse.errors import LakehouseError
+from lakehouse.plugins import import_optional
 from lakehouse.reconcile import new_run_id
 from lakehouse.services import all_services
 from lakehouse.storage import Lake
@@ -255,13 +255,9 @@ def demo_cmd(env: EnvOpt = None, set_: SetOpt = None) -> None:
 
 def _register_plugins() -> None:
     for name, module in PLUGINS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        app.add_typer(mod.app, name=name)
+        mod = import_optional(module)
+        if mod is not None:
+            app.add_typer(mod.app, name=name)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ not installed are skipped.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -19,6 +18,7 @@ from rich.console import Console
 
 from lakehouse import jobs, report
 from lakehouse.config import Settings
+from lakehouse.plugins import import_optional
 from lakehouse.reconcile import Reconciliation, new_run_id
 from lakehouse.services import all_services
 from lakehouse.storage import Lake
@@ -51,13 +51,9 @@ class DemoContext:
 def _stages() -> Iterator[Callable[[DemoContext], None]]:
     for spec in STAGES:
         module, _, func = spec.partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        yield getattr(mod, func)
+        mod = import_optional(module)
+        if mod is not None:
+            yield getattr(mod, func)
 
 
 def run(settings: Settings, console: Console, bars: Callable[[], AbstractContextManager[Any]]) -> DemoContext:
