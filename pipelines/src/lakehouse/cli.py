@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lakehouse import demo, jobs, report
+from lakehouse import demo, jobs, memory, report
 from lakehouse.config import Settings, settings_from_cli
 from lakehouse.errors import LakehouseError
 from lakehouse.plugins import import_optional
@@ -261,6 +261,7 @@ def _register_plugins() -> None:
 
 
 def main() -> None:
+    memory.cap_arenas()
     _register_plugins()
     try:
         app()

@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.storage import Lake
@@ -33,9 +41,17 @@ def append(
     partition_by: list[str] | None = None,
     configuration: dict[str, str] | None = None,
     evolve: bool = False,
+    distinct_columns: tuple[str, ...] = (),
     **metadata: Any,
 ) -> None:
-    """Append `data` to `table` in one Delta commit, recording (app_id, txn_version) in it."""
+    """Append `data` to `table` in one Delta commit, recording (app_id, txn_version) in it.
+
+    `distinct_columns`: columns whose values are (nearly) all different, such as ids and hashes;
+    they are written without a dictionary (Parquet writers build one per column and drop it when
+    it does not pay, which costs more than the rest of the encoding for such columns)."""
+    props = WriterProperties(
+        column_properties={c: ColumnProperties(dictionary_enabled=False) for c in distinct_columns}
+    )
     write_deltalake(
         lake.table_uri(table),
         data,
@@ -44,6 +60,7 @@ def append(
         configuration=configuration if not lake.exists(table) else None,
         schema_mode="merge" if evolve else None,
         storage_options=lake.storage_options,
+        writer_properties=props,
         commit_properties=commit_props(app_id, txn_version, **metadata),
     )
 
@@ -104,6 +121,36 @@ def version_chunks(dt: DeltaTable, after: int, max_rows: int) -> Iterator[tuple[
 def changes(dt: DeltaTable, first: int, last: int) -> pa.RecordBatchReader:
     """Rows inserted by versions first..last (Change Data Feed), with _commit_version."""
     return pa.RecordBatchReader.from_stream(dt.load_cdf(starting_version=first, ending_version=last))
+
+
+def appended_files(lake: Lake, table: str, first: int, last: int) -> list[tuple[str, int]] | None:
+    """(data file URI, version) for every file that versions first..last added, read from the
+    commit log, when those commits only appended rows to an unpartitioned table (what bronze
+    does). None when a commit did anything else (removed or changed rows, wrote change files or
+    deletion vectors) or its log entry is gone: then only the Change Data Feed can say which rows
+    were inserted. Compaction commits (dataChange false) move rows without adding any."""
+    fs, root = lake.filesystem()
+    uri = lake.table_uri(table)
+    log = f"{root}/{uri.removeprefix(lake.root).lstrip('/')}/_delta_log"
+    files: list[tuple[str, int]] = []
+    for version in range(first, last + 1):
+        try:
+            with fs.open_input_stream(f"{log}/{version:020d}.json") as stream:
+                lines = stream.read().decode("utf-8").splitlines()
+        except (FileNotFoundError, OSError):
+            return None
+        for line in filter(None, lines):
+            action = json.loads(line)
+            if "cdc" in action or action.get("remove", {}).get("dataChange"):
+                return None
+            add = action.get("add")
+            if not add or not add.get("dataChange", True):
+                continue
+            if add.get("partitionValues") or add.get("deletionVector"):
+                return None
+            path = add["path"]
+            files.append((path if "://" in path else f"{uri}/{unquote(path)}", version))
+    return files
 
 
 def _plain(field: pa.Field) -> pa.Field:

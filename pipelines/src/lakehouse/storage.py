@@ -105,13 +105,11 @@ class Lake:
     def table(self, qualified: str, version: int | None = None) -> DeltaTable:
         return DeltaTable(self.table_uri(qualified), version=version, storage_options=self.storage_options)
 
-    def landing(self, source: str = "events") -> tuple[pafs.FileSystem, str]:
-        """Filesystem and folder where files for `source` land (<lake>/landing/<source>)."""
+    def filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """A filesystem for the lake and the lake root's path in it."""
         c = self._creds
         if c is None:
-            path = f"{self.root}/landing/{source}"
-            Path(path).mkdir(parents=True, exist_ok=True)
-            return pafs.LocalFileSystem(), path
+            return pafs.LocalFileSystem(), self.root
         fs = pafs.S3FileSystem(
             access_key=c.access_key,
             secret_key=c.secret_key,
@@ -119,7 +117,15 @@ class Lake:
             endpoint_override=c.endpoint_host,
             scheme="https" if c.use_ssl or not c.endpoint else "http",
         )
-        return fs, f"{self.root.removeprefix('s3://')}/landing/{source}"
+        return fs, self.root.removeprefix("s3://")
+
+    def landing(self, source: str = "events") -> tuple[pafs.FileSystem, str]:
+        """Filesystem and folder where files for `source` land (<lake>/landing/<source>)."""
+        fs, root = self.filesystem()
+        path = f"{root}/landing/{source}"
+        if self._creds is None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        return fs, path
 
     # -- engines ------------------------------------------------------------------------------
     def duckdb(self, memory_limit: str | None = None, threads: int | None = None) -> DuckDBPyConnection:
@@ -137,22 +143,23 @@ class Lake:
     def duckdb_with_delta(self, **kwargs: object) -> DuckDBPyConnection:
         """DuckDB able to `delta_scan` this lake (used as an independent reader)."""
         con = self.duckdb(**kwargs)  # type: ignore[arg-type]
-        for ext in ("delta", "httpfs") if self._creds else ("delta",):
-            import_extension(ext, con=con)
-            con.execute(f"LOAD {ext}")
-        if self._creds:
-            c = self._creds
-            parts = [
-                "TYPE s3",
-                f"KEY_ID '{c.access_key}'",
-                f"SECRET '{c.secret_key}'",
-                f"REGION '{c.region}'",
-            ]
-            if c.endpoint_host:
-                parts += [
-                    f"ENDPOINT '{c.endpoint_host}'",
-                    "URL_STYLE 'path'",
-                    f"USE_SSL {str(c.use_ssl).lower()}",
-                ]
-            con.execute(f"CREATE OR REPLACE SECRET lake ({', '.join(parts)})")
+        import_extension("delta", con=con)
+        con.execute("LOAD delta")
+        self.duckdb_s3(con)
         return con
+
+    def duckdb_s3(self, con: DuckDBPyConnection) -> None:
+        """Let `con` read this lake's files when the lake is on S3 (httpfs + a secret)."""
+        c = self._creds
+        if c is None:
+            return
+        import_extension("httpfs", con=con)
+        con.execute("LOAD httpfs")
+        parts = ["TYPE s3", f"KEY_ID '{c.access_key}'", f"SECRET '{c.secret_key}'", f"REGION '{c.region}'"]
+        if c.endpoint_host:
+            parts += [
+                f"ENDPOINT '{c.endpoint_host}'",
+                "URL_STYLE 'path'",
+                f"USE_SSL {str(c.use_ssl).lower()}",
+            ]
+        con.execute(f"CREATE OR REPLACE SECRET lake ({', '.join(parts)})")

@@ -59,18 +59,31 @@ def discover_fields(
         f"SELECT DISTINCT k FROM (SELECT unnest(json_keys(value)) AS k FROM {source} WHERE {OBJECT_TEST})"
     ).fetchall()
     new = sorted({r[0] for r in rows} - known)
-    columns, rejected = [], []
-    for key in new:
-        if not COLUMN_NAME.match(key):
-            rejected.append(key)
-            continue
-        # Infer the type from a sample of the rows that carry the field (as Auto Loader does);
-        # later values that do not fit become NULL with a type_mismatch warning.
-        types = con.execute(
-            f"""SELECT DISTINCT json_type(value, '$."{key}"') FROM (
-                  SELECT value, raw_bytes FROM {source} WHERE contains(value, '"{key}"') LIMIT {SAMPLE_ROWS * 2})
-                WHERE {OBJECT_TEST} AND json_exists(value, '$."{key}"')"""
-        ).fetchall()
-        present = {t[0] for t in types if t[0] not in (None, "NULL")}
+    valid = [k for k in new if COLUMN_NAME.match(k)]
+    rejected = [k for k in new if not COLUMN_NAME.match(k)]
+    if not valid:
+        return [], rejected
+    # Infer each type from a sample of the rows that carry the field (as Auto Loader does); later
+    # values that do not fit become NULL with a type_mismatch warning. One shared sample first;
+    # a rare field that missed it gets a sample of its own.
+    seen = _json_types(con, source, valid)
+    for key in [k for k in valid if not seen[k]]:
+        seen.update(_json_types(con, source, [key]))
+    columns = []
+    for key in valid:
+        present = {t for t in seen[key] if t != "NULL"}
         columns.append(ExtraColumn(key, _sql_type(present) if present else "VARCHAR"))
     return columns, rejected
+
+
+def _json_types(con: duckdb.DuckDBPyConnection, source: str, keys: list[str]) -> dict[str, set[str]]:
+    """JSON types (json_type names, 'NULL' for JSON null) of `keys` in a sample of the rows of
+    `source` that carry any of them; an empty set when no sampled row has the key."""
+    carries = " OR ".join(f"contains(value, '\"{k}\"')" for k in keys)
+    types = ", ".join(f"list_distinct(list(json_type(value, '$.\"{k}\"')))" for k in keys)
+    row = con.execute(
+        f"""SELECT {types} FROM (
+              SELECT value, raw_bytes FROM {source} WHERE {carries} LIMIT {SAMPLE_ROWS * 2})
+            WHERE {OBJECT_TEST}"""
+    ).fetchone()
+    return {k: set(found or ()) for k, found in zip(keys, row or [None] * len(keys), strict=True)}

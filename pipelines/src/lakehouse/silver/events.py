@@ -7,12 +7,14 @@ in bounded chunks of bronze versions, so memory stays flat whatever the input si
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from duckdb import DuckDBPyConnection
 
-from lakehouse import delta
+from lakehouse import delta, memory
 from lakehouse.config import Settings
 from lakehouse.engines import duckdb_engine
 from lakehouse.reconcile import Reconciliation
@@ -25,6 +27,18 @@ EVENTS = "silver.events"
 QUARANTINE = "silver.quarantine_events"
 APP_ID = "silver<-bronze.events"
 WRITE_BATCH_ROWS = 250_000
+# silver.events columns with (nearly) one value per row: written without a Parquet dictionary.
+DISTINCT_COLUMNS = (
+    "event_id",
+    "payload_hash",
+    "ts",
+    "price",
+    "amount",
+    "amount_base",
+    "_ordinal",
+    "_source_line",
+    "_kafka_offset",
+)
 
 EVENT_COLUMNS = (
     "event_id",
@@ -44,29 +58,30 @@ EVENT_COLUMNS = (
     "amount_base",
     "campaign",
 )
-# c = the classified row, b = its bronze row (joined back on commit_version, ordinal).
+# Audit columns of silver.events, as (output name, classified column).
 AUDIT_COLUMNS = (
-    "c.dq_warnings",
-    "c.payload_hash",
-    "b.ingestion_time AS _ingestion_time",
-    "b.source_system AS _source_system",
-    "b.source_file AS _source_file",
-    "b.source_line AS _source_line",
-    "b.topic AS _kafka_topic",
-    "b.kafka_partition AS _kafka_partition",
-    "b.kafka_offset AS _kafka_offset",
-    "b.batch_id AS _batch_id",
-    "b.ordinal AS _ordinal",
-    "b.commit_version AS _commit_version",
-    "c.run_id AS _run_id",
+    ("dq_warnings", "dq_warnings"),
+    ("payload_hash", "payload_hash"),
+    ("_ingestion_time", "ingestion_time"),
+    ("_source_system", "source_system"),
+    ("_source_file", "source_file"),
+    ("_source_line", "source_line"),
+    ("_kafka_topic", "topic"),
+    ("_kafka_partition", "kafka_partition"),
+    ("_kafka_offset", "kafka_offset"),
+    ("_batch_id", "batch_id"),
+    ("_ordinal", "ordinal"),
+    ("_commit_version", "commit_version"),
+    ("_run_id", "run_id"),
 )
+# q = a quarantined classified row, b = its bronze row (for the raw payload).
 QUARANTINE_COLUMNS = (
-    "c.run_id",
+    "q._run_id AS run_id",
     "now() AS quarantined_at",
-    "c.reasons",
+    "q.reasons",
     "b.value AS raw_value",
     "b.raw_bytes",
-    "c.event_id",
+    "q.event_id",
     "b.source_system",
     "b.source_file",
     "b.source_line",
@@ -78,7 +93,7 @@ QUARANTINE_COLUMNS = (
     "b.commit_version AS _commit_version",
     "b.ingestion_time",
 )
-BASE_COLUMNS = set(EVENT_COLUMNS) | {c.split(" AS ")[-1].removeprefix("c.") for c in AUDIT_COLUMNS}
+BASE_COLUMNS = set(EVENT_COLUMNS) | {name for name, _ in AUDIT_COLUMNS}
 ARROW_TO_SQL = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
 
 
@@ -93,22 +108,35 @@ def known_extras(lake: Lake) -> list[ExtraColumn]:
     ]
 
 
-def _register_existing(con: DuckDBPyConnection, lake: Lake, before_version: int) -> None:
+def _register_existing(
+    con: DuckDBPyConnection, lake: Lake, before_version: int, absorbed: int | None
+) -> None:
     """`existing`: (event_id, payload_hash) of silver rows from bronze versions before this chunk.
 
-    A lazy scan of the Delta table, not a copy in memory: DuckDB builds its join on the chunk's
-    side and streams the history past it, so memory does not grow with the size of silver."""
+    A lazy scan of the table's current files, not a copy in memory: DuckDB knows both sides'
+    sizes from the Parquet footers, builds its join on the chunk's side and streams the history
+    past it, so memory does not grow with the size of silver. The version filter is only added
+    when silver already holds rows of this chunk (`absorbed`, after an interrupted run): a filter
+    hides the history's size from the planner, which then builds on the history instead."""
     dt = delta.open_table(lake, EVENTS)
-    if dt is None:
+    files = dt.file_uris() if dt is not None else []
+    if not files:
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW existing AS SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS payload_hash WHERE false"
+            "CREATE OR REPLACE TEMP VIEW existing AS "
+            "SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS payload_hash WHERE false"
         )
         return
-    con.register("silver_history", dt.to_pyarrow_dataset())
+    where = f"WHERE _commit_version < {int(before_version)}" if (absorbed or -1) >= before_version else ""
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW existing AS SELECT event_id, payload_hash FROM silver_history "
-        f"WHERE _commit_version < {int(before_version)}"
+        f"""CREATE OR REPLACE TEMP VIEW existing AS
+            SELECT event_id, payload_hash
+            FROM read_parquet({_sql_list(files)}, hive_partitioning = false)
+            {where}"""
     )
+
+
+def _sql_list(items: list[str]) -> str:
+    return "[" + ", ".join("'" + item.replace("'", "''") + "'" for item in items) + "]"
 
 
 def run(
@@ -131,8 +159,10 @@ def run(
     lookups = reference.lookups(settings.silver.base_currency)
     reference.publish(lake, settings.silver.base_currency)
     rejected_keys: set[str] = set()
+    memory.cap_arenas()
     for first, last, _rows in chunks:
         part, rejected = _run_chunk(lake, settings, run_id, bronze, first, last, done, lookups)
+        memory.release()
         rec.add(part)
         rejected_keys.update(rejected)
         if on_rows:
@@ -156,89 +186,145 @@ def _run_chunk(
     done: dict[str, int | None],
     lookups: dict[str, pa.Table],
 ) -> tuple[Reconciliation, list[str]]:
+    """Classify one chunk of bronze versions in one streaming query: inserts flow straight into
+    the silver.events writer; quarantined rows (few) are kept and written after, with their raw
+    payload joined back from the bronze rows."""
     con = lake.duckdb()
     try:
+        lake.duckdb_s3(con)
         for name, table in lookups.items():
             con.register(name, table)
-        con.register("cdf", delta.changes(bronze, first, last))  # type: ignore[arg-type]
-        con.execute(
-            "CREATE TEMP TABLE bronze_rows AS SELECT * EXCLUDE (_change_type, _commit_version, _commit_timestamp), "
-            "CAST(_commit_version AS BIGINT) AS commit_version FROM cdf WHERE _change_type = 'insert'"
-        )
+        _register_bronze(con, lake, bronze, first, last)
         extras = known_extras(lake)
         new, rejected = duckdb_engine.discover_fields(
             con, "bronze_rows", set(CONTRACT_FIELDS) | {x.name for x in extras}
         )
         extras += new
         fields = CONTRACT_FIELDS + tuple(x.name for x in extras)
-        _register_existing(con, lake, first)
+        _register_existing(con, lake, first, done[EVENTS])
         con.execute(f"CREATE TEMP VIEW parsed AS {duckdb_engine.parsed_sql('bronze_rows', fields)}")
-        sql = transform_sql(tuple(extras), run_id, settings.silver.future_tolerance_hours)
-        con.execute(f"CREATE TEMP TABLE classified AS {sql}")
-        con.execute("DROP VIEW parsed")
+        transform = transform_sql(tuple(extras), run_id, settings.silver.future_tolerance_hours)
+        columns = [*EVENT_COLUMNS, *(x.name for x in extras)]
+        select = ", ".join([*columns, *(f"{src} AS {out}" for out, src in AUDIT_COLUMNS)])
+
+        reader = con.execute(f"SELECT outcome, reasons, {select} FROM ({transform})").to_arrow_reader(
+            WRITE_BATCH_ROWS
+        )
+
+        floors = {t: -1 if v is None else v for t, v in done.items()}
+        split = _Split(reader, min(floors.values()), floors[EVENTS], floors[QUARANTINE])
+        if floors[EVENTS] < last:
+            _append(lake, EVENTS, split.inserts(), first, last, floors[EVENTS], ["event_date"], run_id)
+        else:
+            split.drain()
+        if floors[QUARANTINE] < last:
+            con.register("quarantined", split.quarantined())
+            rows = con.execute(
+                f"""SELECT {", ".join(QUARANTINE_COLUMNS)} FROM quarantined AS q
+                    JOIN bronze_rows AS b ON b.commit_version = q._commit_version AND b.ordinal = q._ordinal
+                    ORDER BY b.commit_version, b.ordinal"""
+            ).to_arrow_reader(WRITE_BATCH_ROWS)
+            _append(lake, QUARANTINE, rows, first, last, floors[QUARANTINE], None, run_id)
 
         rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
-        counts = dict(
-            con.execute(
-                "SELECT outcome, count(*) FROM classified WHERE commit_version > ? GROUP BY 1",
-                [min(-1 if v is None else v for v in done.values())],
-            ).fetchall()
-        )
-        rec.rows_in = sum(counts.values())
-        rec.inserted = counts.get("insert", 0)
-        rec.duplicates = counts.get("duplicate", 0)
-        rec.quarantined = counts.get("quarantine", 0)
-
-        extra_cols = [x.name for x in extras]
-        event_sql = ", ".join((*(f"c.{col}" for col in (*EVENT_COLUMNS, *extra_cols)), *AUDIT_COLUMNS))
-        _write(lake, con, EVENTS, event_sql, "insert", first, last, done[EVENTS], ["event_date"], run_id)
-        _write(
-            lake,
-            con,
-            QUARANTINE,
-            ", ".join(QUARANTINE_COLUMNS),
-            "quarantine",
-            first,
-            last,
-            done[QUARANTINE],
-            None,
-            run_id,
-        )
+        rec.rows_in = sum(split.counts.values())
+        rec.inserted = split.counts["insert"]
+        rec.duplicates = split.counts["duplicate"]
+        rec.quarantined = split.counts["quarantine"]
         return rec, rejected
     finally:
         con.close()
 
 
-def _write(
+def _register_bronze(con: DuckDBPyConnection, lake: Lake, bronze: object, first: int, last: int) -> None:
+    """`bronze_rows`: the rows versions first..last appended to bronze.events, with their
+    commit_version. Bronze only ever appends, so these are the files those commits added,
+    scanned in place (lazy, parallel, memory-bounded); anything else goes through the CDF."""
+    files = delta.appended_files(lake, SOURCE, first, last)
+    if not files:
+        rows = delta.inserted_rows(bronze, first, last)  # type: ignore[arg-type]
+        con.register("bronze_rows", rows.rename_columns({"_commit_version": "commit_version"}))
+        return
+    con.register(
+        "bronze_files", pa.table({"file": [f for f, _ in files], "commit_version": [v for _, v in files]})
+    )
+    con.execute(
+        f"""CREATE TEMP VIEW bronze_rows AS
+            SELECT r.* EXCLUDE (filename), f.commit_version
+            FROM read_parquet({_sql_list([f for f, _ in files])}, filename = true, union_by_name = true) AS r
+            JOIN bronze_files AS f ON f.file = r.filename"""
+    )
+
+
+class _Split:
+    """Routes the classified stream: insert rows on to the events writer, quarantined rows
+    kept aside (a small share of any real input), every outcome counted.
+
+    A row counts only once: rows of bronze versions that both tables absorbed in an earlier,
+    interrupted run (commit_version <= floor) are skipped; a table's own floor keeps it from
+    receiving rows it already has."""
+
+    def __init__(
+        self, reader: pa.RecordBatchReader, floor: int, events_floor: int, quarantine_floor: int
+    ) -> None:
+        self.reader = reader
+        self.floor, self.events_floor, self.quarantine_floor = floor, events_floor, quarantine_floor
+        self.counts: Counter[str] = Counter()
+        self._quarantined: list[pa.RecordBatch] = []
+        self.event_schema = pa.schema([f for f in reader.schema if f.name not in ("outcome", "reasons")])
+        self.quarantine_schema = pa.schema(
+            [
+                reader.schema.field(n)
+                for n in ("reasons", "event_id", "_commit_version", "_ordinal", "_run_id")
+            ]
+        )
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.reader:
+            version = batch.column("_commit_version")
+            outcome = batch.column("outcome")
+            counted = pc.greater(version, self.floor)
+            for item in pc.value_counts(pc.filter(outcome, counted)).to_pylist():
+                self.counts[item["values"]] += item["counts"]
+            quarantine = pc.and_(pc.equal(outcome, "quarantine"), pc.greater(version, self.quarantine_floor))
+            if pc.any(quarantine).as_py():
+                self._quarantined.append(batch.filter(quarantine).select(self.quarantine_schema.names))
+            yield batch.filter(pc.and_(pc.equal(outcome, "insert"), pc.greater(version, self.events_floor)))
+
+    def inserts(self) -> pa.RecordBatchReader:
+        names = self.event_schema.names
+        return pa.RecordBatchReader.from_batches(
+            self.event_schema, (b.select(names) for b in self._batches() if b.num_rows)
+        )
+
+    def drain(self) -> None:
+        for _ in self._batches():
+            pass
+
+    def quarantined(self) -> pa.Table:
+        return pa.Table.from_batches(self._quarantined, self.quarantine_schema)
+
+
+def _append(
     lake: Lake,
-    con: object,
     table: str,
-    columns: str,
-    outcome: str,
+    rows: pa.RecordBatchReader,
     first: int,
     last: int,
-    done: int | None,
+    floor: int,
     partition_by: list[str] | None,
     run_id: str,
 ) -> None:
-    """Append one outcome's rows, unless this table already absorbed those bronze versions."""
-    if done is not None and done >= last:
-        return
-    floor = -1 if done is None else done
-    reader = con.execute(  # type: ignore[attr-defined]
-        f"""SELECT {columns} FROM classified AS c
-            JOIN bronze_rows AS b ON b.commit_version = c.commit_version AND b.ordinal = c.ordinal
-            WHERE c.outcome = ? AND c.commit_version > ?""",
-        [outcome, floor],
-    ).to_arrow_reader(WRITE_BATCH_ROWS)
+    """Append one outcome's rows with the app transaction that marks versions ..last absorbed."""
     delta.append(
         lake,
         table,
-        reader,
+        rows,
         app_id=APP_ID,
         txn_version=last,
         partition_by=partition_by,
         evolve=True,
+        distinct_columns=DISTINCT_COLUMNS if table == EVENTS else (),
         run_id=run_id,
         bronze_versions=f"{max(first, floor + 1)}..{last}",
     )

@@ -36,9 +36,21 @@ CONTRACT_FIELDS = (
     "currency",
     "campaign",
 )
-# The row identity every relation carries; lineage columns (file, line, Kafka offsets, the raw
-# payload) stay in the bronze rows and are joined back by the runner when it writes.
-LINEAGE = ("commit_version", "ordinal", "ingestion_time")
+# Bronze columns every relation carries through to the output: the row identity (commit
+# version, ordinal) and where the record came from. The raw payload stays in the bronze rows;
+# the runner joins it back for quarantined rows only.
+LINEAGE = (
+    "commit_version",
+    "ordinal",
+    "ingestion_time",
+    "source_system",
+    "source_file",
+    "source_line",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "batch_id",
+)
 UUID_RE = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 SQL_TYPES = {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR"}
 # The timestamp strings the contract accepts: ISO 8601 date, optional time (hour 00-23, seconds
@@ -59,10 +71,16 @@ class ExtraColumn:
     sql_type: str  # one of SQL_TYPES
 
 
+def _trim(col: str) -> str:
+    """TRIM(col), paid only by values that start or end with a space: the engines' TRIM walks
+    the whole string, and nearly every value arrives trimmed already."""
+    return f"CASE WHEN {col} LIKE ' %' OR {col} LIKE '% ' THEN TRIM({col}) ELSE {col} END"
+
+
 def _extra_select(extras: tuple[ExtraColumn, ...]) -> str:
     cols = []
     for x in extras:
-        src = f"NULLIF(TRIM(f_{x.name}), '')"
+        src = f"NULLIF({_trim(f'f_{x.name}')}, '')"
         if x.sql_type != "VARCHAR":
             cols.append(f"{src} AS r_{x.name}")
         if x.sql_type == "VARCHAR":
@@ -154,19 +172,19 @@ def transform_sql(
 WITH cleaned AS (
   SELECT
     {lineage}, _utf8_ok, _json_ok, _is_object,
-    NULLIF(TRIM(f_event_id), '') AS s_event_id,
-    NULLIF(TRIM(f_user_id), '') AS s_user_id,
-    NULLIF(LOWER(TRIM(f_event_type)), '') AS s_event_type,
-    NULLIF(TRIM(f_ts), '') AS s_ts,
-    NULLIF(TRIM(f_page), '') AS page,
-    NULLIF(LOWER(TRIM(f_source)), '') AS s_source,
-    NULLIF(LOWER(TRIM(f_device)), '') AS s_device,
-    NULLIF(LOWER(TRIM(f_country)), '') AS s_country,
-    NULLIF(TRIM(f_product_id), '') AS s_product_id,
-    NULLIF(TRIM(f_price), '') AS s_price,
-    NULLIF(TRIM(f_quantity), '') AS s_quantity,
-    UPPER(COALESCE(NULLIF(TRIM(f_currency), ''), 'USD')) AS currency,
-    NULLIF(TRIM(f_campaign), '') AS campaign{_extra_select(extras)}
+    NULLIF({_trim("f_event_id")}, '') AS s_event_id,
+    NULLIF({_trim("f_user_id")}, '') AS s_user_id,
+    NULLIF(LOWER({_trim("f_event_type")}), '') AS s_event_type,
+    NULLIF({_trim("f_ts")}, '') AS s_ts,
+    NULLIF({_trim("f_page")}, '') AS page,
+    NULLIF(LOWER({_trim("f_source")}), '') AS s_source,
+    NULLIF(LOWER({_trim("f_device")}), '') AS s_device,
+    NULLIF(LOWER({_trim("f_country")}), '') AS s_country,
+    NULLIF({_trim("f_product_id")}, '') AS s_product_id,
+    NULLIF({_trim("f_price")}, '') AS s_price,
+    NULLIF({_trim("f_quantity")}, '') AS s_quantity,
+    UPPER(COALESCE(NULLIF({_trim("f_currency")}, ''), 'USD')) AS currency,
+    NULLIF({_trim("f_campaign")}, '') AS campaign{_extra_select(extras)}
   FROM parsed
 ),
 typed AS (
@@ -184,6 +202,10 @@ typed AS (
     CASE WHEN regexp_matches(s_quantity, '^[0-9]{{1,9}}$') THEN CAST(s_quantity AS INT) END AS quantity
   FROM cleaned AS c
 ),
+dated AS (
+  -- the UTC day, once: a time-zone-aware cast is not cheap, and the rate join and the output both need it
+  SELECT t.*, CAST(ts AS DATE) AS event_date FROM typed AS t
+),
 conformed AS (
   SELECT
     t.*,
@@ -191,17 +213,18 @@ conformed AS (
     COALESCE(rs.source, CASE WHEN t.s_source IS NOT NULL THEN 'other' END) AS source,
     COALESCE(rd.device, CASE WHEN t.s_device IS NOT NULL THEN 'other' END) AS device,
     fx.rate_to_base AS fx_rate
-  FROM typed AS t
+  FROM dated AS t
   LEFT JOIN ref_country AS rc ON rc.lookup_key = t.s_country
   LEFT JOIN ref_source AS rs ON rs.lookup_key = t.s_source
   LEFT JOIN ref_device AS rd ON rd.lookup_key = t.s_device
   LEFT JOIN ref_fx AS fx
-    ON fx.currency = t.currency AND CAST(t.ts AS DATE) >= fx.valid_from AND CAST(t.ts AS DATE) < fx.valid_to
+    ON fx.currency = t.currency AND t.event_date >= fx.valid_from AND t.event_date < fx.valid_to
 ),
 checked AS (
   SELECT
     -- only what later steps need: the raw s_* strings stay behind (narrow rows materialise faster)
-    {lineage}, event_id, user_id, event_type, ts, page, source, device, country, product_id, price,
+    {lineage}, commit_version * 4294967296 + ordinal AS seq,
+    event_id, user_id, event_type, ts, event_date, page, source, device, country, product_id, price,
     quantity, currency, campaign{extra_names}, fx_rate,
     {_flags(REASONS, "reasons", future_hours=int(future_tolerance_hours))},
     {_flags(WARNINGS + _extra_warning_checks(extras), "dq_warnings")},
@@ -213,54 +236,48 @@ checked AS (
       COALESCE(campaign, ''){extra_hash})) AS payload_hash
   FROM conformed AS c
 ),
-valid AS (
-  SELECT v.*, commit_version * 4294967296 + ordinal AS seq
-  FROM checked AS v
-  WHERE array_length(reasons) = 0
-),
-firsts AS (
+repeated AS (
+  -- ids that occur more than once among this input's valid rows, with the first occurrence
+  -- (ingestion order) and its payload; nearly every id occurs once, so this stays small
   SELECT event_id, min(seq) AS first_seq, arg_min(payload_hash, seq) AS first_hash
-  FROM valid
+  FROM checked
+  WHERE array_length(reasons) = 0
   GROUP BY event_id
+  HAVING count(*) > 1
+),
+seen AS (
+  -- the history of just this input's ids: a narrow semi-join streams the history past the
+  -- chunk's ids, instead of a hash table over the chunk's wide rows
+  SELECT e.event_id, e.payload_hash
+  FROM existing AS e
+  WHERE e.event_id IN (SELECT event_id FROM checked WHERE array_length(reasons) = 0)
 ),
 decided AS (
   SELECT
-    v.*,
+    c.*,
     CASE
-      WHEN e.event_id IS NOT NULL AND e.payload_hash = v.payload_hash THEN 'duplicate'
-      WHEN e.event_id IS NOT NULL THEN 'quarantine'
-      WHEN v.seq = f.first_seq THEN 'insert'
-      WHEN v.payload_hash = f.first_hash THEN 'duplicate'
-      ELSE 'quarantine'
-    END AS outcome
-  FROM valid AS v
-  JOIN firsts AS f ON f.event_id = v.event_id
-  LEFT JOIN existing AS e ON e.event_id = v.event_id
-),
-all_rows AS (
-  SELECT
-    {lineage}, event_id, user_id, event_type, ts,
-    page, source, device, country, product_id, price, quantity, currency, campaign{extra_names}, fx_rate,
-    dq_warnings, payload_hash, outcome,
-    CASE WHEN outcome = 'quarantine' THEN ['conflicting_duplicate'] ELSE reasons END AS reasons
-  FROM decided
-  UNION ALL
-  SELECT
-    {lineage}, event_id, user_id, event_type, ts, page, source, device, country, product_id,
-    price, quantity, currency, campaign{extra_names}, fx_rate, dq_warnings, payload_hash,
-    'quarantine' AS outcome, reasons
-  FROM checked
-  WHERE array_length(reasons) > 0
+      WHEN array_length(c.reasons) > 0 THEN 'invalid'
+      WHEN e.event_id IS NOT NULL AND e.payload_hash = c.payload_hash THEN 'duplicate'
+      WHEN e.event_id IS NOT NULL THEN 'conflict'
+      WHEN r.event_id IS NULL OR c.seq = r.first_seq THEN 'insert'
+      WHEN c.payload_hash = r.first_hash THEN 'duplicate'
+      ELSE 'conflict'
+    END AS verdict
+  FROM checked AS c
+  LEFT JOIN repeated AS r ON r.event_id = c.event_id
+  LEFT JOIN seen AS e ON e.event_id = c.event_id
 )
 SELECT
-  {lineage}, outcome, reasons,
-  event_id, user_id, event_type, ts, CAST(ts AS DATE) AS event_date, page, source, device, country,
+  {lineage},
+  CASE WHEN verdict IN ('invalid', 'conflict') THEN 'quarantine' ELSE verdict END AS outcome,
+  CASE WHEN verdict = 'conflict' THEN ['conflicting_duplicate'] ELSE reasons END AS reasons,
+  event_id, user_id, event_type, ts, event_date, page, source, device, country,
   product_id, price, quantity, currency,
   CAST(price * quantity AS DECIMAL(18, 2)) AS amount,
   CAST(price * quantity * fx_rate AS DECIMAL(18, 2)) AS amount_base,
   campaign{extra_names}, dq_warnings, payload_hash,
   '{run_id}' AS run_id
-FROM all_rows
+FROM decided
 """
 
 
