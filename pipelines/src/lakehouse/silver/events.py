@@ -1,8 +1,10 @@
 """bronze.events -> silver.events + silver.quarantine_events on the embedded engine.
 
-Incremental by bronze commit version (Change Data Feed): each output table records, in the
-same commit as its rows, the last bronze version it has absorbed (app transaction). Work runs
-in bounded chunks of bronze versions, so memory stays flat whatever the input size.
+Incremental by bronze commit version: each output table records, in the same commit as its
+rows, the last bronze version it has absorbed (app transaction). Work runs in bounded chunks of
+bronze versions, so memory stays flat whatever the input size. Per chunk: the files its commits
+appended are scanned in place (`_register_bronze`), one streaming query classifies every row
+(`events_sql`), inserts go straight to the silver.events writer and quarantined rows follow.
 """
 
 from __future__ import annotations
