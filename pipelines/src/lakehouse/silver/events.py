@@ -291,7 +291,8 @@ class _Split:
             quarantine = pc.and_(pc.equal(outcome, "quarantine"), pc.greater(version, self.quarantine_floor))
             if pc.any(quarantine).as_py():
                 self._quarantined.append(batch.filter(quarantine).select(self.quarantine_schema.names))
-            yield batch.filter(pc.and_(pc.equal(outcome, "insert"), pc.greater(version, self.events_floor)))
+            insert = pc.and_(pc.equal(outcome, "insert"), pc.greater(version, self.events_floor))
+            yield batch if pc.all(insert).as_py() else batch.filter(insert)
 
     def inserts(self) -> pa.RecordBatchReader:
         names = self.event_schema.names
