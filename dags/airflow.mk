@@ -10,10 +10,12 @@ LINT_DEPS += lint-dags
 
 .PHONY: setup-airflow airflow airflow-stop airflow-status bench-airflow lint-dags
 
-$(AIRFLOW_VENV)/.stamp: dags/requirements.lock | $(UV)
+# --compile-bytecode: every `airflow` command and every task process imports Airflow; without .pyc
+# files (PYTHONDONTWRITEBYTECODE, read-only images) it would compile those modules on every start.
+$(AIRFLOW_VENV)/.stamp: dags/requirements.lock dags/airflow.mk | $(UV)
 	@echo "==> installing Airflow 3 and its locked dependencies into .venv-airflow"
 	$(UV) venv --quiet --allow-existing --python 3.11 $(AIRFLOW_VENV)
-	$(UV) pip sync --quiet --require-hashes --python $(AIRFLOW_VENV)/bin/python dags/requirements.lock
+	$(UV) pip sync --quiet --require-hashes --compile-bytecode --python $(AIRFLOW_VENV)/bin/python dags/requirements.lock
 	@touch $@
 
 setup-airflow: $(AIRFLOW_VENV)/.stamp ## Create .venv-airflow (Airflow 3, OpenLineage + Kubernetes providers)

@@ -11,10 +11,12 @@ LINT_DEPS += lint-dbt
 
 .PHONY: setup-dbt setup-chromium lint-dbt dbt-build dbt-docs gold gold-report bench-gold
 
-$(DBT_VENV)/.stamp: $(DBT_DIR)/requirements.lock | $(UV)
+# --compile-bytecode: every dbt process (each gold task, each gate) imports dbt; without .pyc files
+# (PYTHONDONTWRITEBYTECODE, read-only images) it would compile dbt's modules on every start.
+$(DBT_VENV)/.stamp: $(DBT_DIR)/requirements.lock $(DBT_DIR)/dbt.mk | $(UV)
 	@echo "==> installing dbt and its locked dependencies into .venv-dbt"
 	$(UV) venv --quiet --allow-existing --python 3.11 $(DBT_VENV)
-	$(UV) pip sync --quiet --require-hashes --python $(DBT_VENV)/bin/python $(DBT_DIR)/requirements.lock
+	$(UV) pip sync --quiet --require-hashes --compile-bytecode --python $(DBT_VENV)/bin/python $(DBT_DIR)/requirements.lock
 	@# DuckDB extensions cannot be downloaded here: install the delta extension from its PyPI package
 	$(DBT_VENV)/bin/python -c "import duckdb; from duckdb_extensions import import_extension; import_extension('delta', con=duckdb.connect())"
 	@touch $@
@@ -30,8 +32,9 @@ setup-chromium: ## Install Debian chromium for the HTML report test (idempotent)
 	    || echo "warning: chromium could not be installed: the report rendering test will be skipped"; \
 	  else echo "warning: chromium missing and not root: the report rendering test will be skipped"; fi; }
 
-lint-dbt: $(DBT_VENV)/.stamp ## Parse the dbt project (Jinja, YAML, refs, contracts)
+lint-dbt: setup $(DBT_VENV)/.stamp ## Parse the dbt project (Jinja, YAML, refs, contracts); ruff over its Python (runner, plugin)
 	cd $(DBT_DIR) && $(DBT) parse --quiet --target-path $(STATE)/dbt/parse-target --log-path $(STATE)/dbt/logs
+	$(VENV)/bin/ruff check --config pipelines/pyproject.toml $(DBT_DIR)/scripts $(DBT_DIR)/plugins && $(VENV)/bin/ruff format --config pipelines/pyproject.toml --check $(DBT_DIR)/scripts $(DBT_DIR)/plugins
 
 dbt-build: setup setup-dbt ## Gold: dbt build (seed, snapshot, run, test) over silver (DBT_SELECT=model+ to narrow)
 	$(LAKEHOUSE) gold build $(if $(DBT_SELECT),--select $(DBT_SELECT))

@@ -7,8 +7,9 @@
   submitted by SparkKubernetesOperator (dags/k8s/spark/silver-sparkapplication.yaml).
 
 Gold is dbt: with a parsed dbt project (manifest.json), one task per dbt model, wired by the
-models' refs, each running `lakehouse gold build --select <model>`, which runs `.venv-dbt/bin/dbt`
-(dbt's own virtualenv); without a manifest, a single `lakehouse gold build` task.
+models' refs, each running `lakehouse gold build --select <model>`, which runs dbt in dbt's own
+virtualenv (.venv-dbt; OpenLineage events per model, children of the task's run); without a
+manifest, a single `lakehouse gold build` task. The gold gate reads those builds' test results.
 """
 
 from __future__ import annotations

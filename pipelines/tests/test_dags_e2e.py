@@ -189,6 +189,15 @@ def test_full_pipeline_run(e2e: E2E) -> None:
         assert marts and marts[0] > 0, "gold marts were published to PostgreSQL"
 
 
+def _job_type(event: dict[str, Any]) -> str:
+    return str(event["job"].get("facets", {}).get("jobType", {}).get("jobType", ""))
+
+
+def _parent_run(event: dict[str, Any]) -> str | None:
+    parent = event["run"].get("facets", {}).get("parent", {}).get("run", {}).get("runId")
+    return str(parent) if parent else None
+
+
 def test_lineage_for_every_task_and_pipeline_job(e2e: E2E) -> None:
     airflow_events = _events(e2e.tmp / "lineage-airflow.jsonl")
     by_task: dict[str, set[str]] = {}
@@ -197,24 +206,71 @@ def test_lineage_for_every_task_and_pipeline_job(e2e: E2E) -> None:
         if name.startswith("lakehouse_pipeline."):
             by_task.setdefault(name.split(".", 1)[1], set()).add(ev["eventType"])
     ran = [t for t in ("bronze_postgres", "bronze_landing", "gate_bronze", "silver", "gate_silver")]
+    if not e2e.gold_skip:
+        ran += ["gold_build", "gate_gold", "gold_publish"]
     for task in ran:
         assert {"START", "COMPLETE"} <= by_task.get(task, set()), (task, sorted(by_task))
-    # the pipeline's own jobs are children of their Airflow task runs
+    # the pipeline's own jobs (and the job runs wrapping dbt's nodes) are children of their
+    # Airflow task runs
     task_runs = {
         ev["run"]["runId"]: ev["job"]["name"]
         for ev in airflow_events
         if ev["eventType"] == "START" and ev["job"]["name"].startswith("lakehouse_pipeline.")
     }
-    own = [e for e in _events(e2e.tmp / "lineage-pipeline.jsonl") if e["eventType"] == "COMPLETE"]
-    parents = {
-        e["job"]["name"]: task_runs.get(e["run"]["facets"].get("parent", {}).get("run", {}).get("runId"))
-        for e in own
-    }
+    pipeline_events = _events(e2e.tmp / "lineage-pipeline.jsonl")
+    own = [e for e in pipeline_events if e["eventType"] == "COMPLETE" and _job_type(e) == "JOB"]
+    parents = {e["job"]["name"]: task_runs.get(_parent_run(e) or "") for e in own}
     if not own:
         pytest.skip(
             "the pipeline's jobs do not emit OpenLineage yet (lakehouse.lineage is not wired into jobs.py)"
         )
     assert all(parents.values()), parents
+    assert parents.get("lakehouse.silver") == "lakehouse_pipeline.silver", parents
+    if e2e.gold_skip:
+        pytest.skip(f"no dbt lineage to check: gold was not run ({e2e.gold_skip})")
+    assert parents.get("lakehouse.gold.build") == "lakehouse_pipeline.gold_build", parents
+    assert parents.get("lakehouse.check.silver") == "lakehouse_pipeline.gate_silver", parents
+    _assert_dbt_model_lineage(e2e, pipeline_events, own)
+
+
+def _assert_dbt_model_lineage(
+    e2e: E2E, pipeline_events: list[dict[str, Any]], own: list[dict[str, Any]]
+) -> None:
+    """Every model of dbt's manifest: START and COMPLETE with its input and output datasets, a
+    child of the gold build's job run; sources named as the lake's Delta tables that silver wrote."""
+    from lakehouse.gold.dbt import DbtProject
+    from lakehouse.lineage import dataset
+
+    manifest = json.loads((DbtProject.from_settings(e2e.settings).target_path / "manifest.json").read_text())
+    models = {uid: n for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    assert len(models) >= 20, sorted(models)
+    build_run = next(e["run"]["runId"] for e in own if e["job"]["name"] == "lakehouse.gold.build")
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for e in pipeline_events:
+        uid = e["job"].get("facets", {}).get("dbt_node", {}).get("unique_id")
+        if _job_type(e) == "MODEL" and uid:
+            by_model.setdefault(uid, {})[e["eventType"]] = e
+    assert set(by_model) == set(models), sorted(set(models) ^ set(by_model))
+    silver_outputs = {
+        (o["namespace"], o["name"])
+        for e in own
+        if e["job"]["name"] == "lakehouse.silver"
+        for o in e["outputs"]
+    }
+    for uid, node in models.items():
+        done = by_model[uid].get("COMPLETE")
+        assert done is not None and "START" in by_model[uid], (uid, sorted(by_model[uid]))
+        assert _parent_run(done) == build_run, uid
+        assert [o["name"].rsplit(".", 1)[-1] for o in done["outputs"]] == [node["alias"]], uid
+        parents = [p for p in node["depends_on"]["nodes"] if p.startswith(("model.", "source."))]
+        assert len(done["inputs"]) == len(parents), (uid, done["inputs"], parents)
+        for parent in parents:
+            if parent.startswith("source."):
+                src = manifest["sources"][parent]
+                lake_table = dataset(e2e.lake, f"{src['source_name']}.{src['name']}")
+                assert lake_table in {(i["namespace"], i["name"]) for i in done["inputs"]}, (uid, parent)
+                if src["source_name"] == "silver" and src["name"] in ("events", "orders", "dim_customer"):
+                    assert lake_table in silver_outputs, (lake_table, silver_outputs)
 
 
 def test_rerun_of_the_same_logical_date_is_idempotent(e2e: E2E) -> None:

@@ -26,13 +26,15 @@ import psycopg
 import pyarrow as pa
 import pytest
 from psycopg import sql
+from typer.testing import CliRunner
 
 from lakehouse import delta, jobs
 from lakehouse.config import Settings
 from lakehouse.gold import build as gold_build
 from lakehouse.gold import kpis, publish, report
-from lakehouse.gold.dbt import DbtProject
+from lakehouse.gold.dbt import BuildLedger, DbtError, DbtProject
 from lakehouse.quality import gate, results
+from lakehouse.quality.cli import app as check_app
 from lakehouse.reconcile import new_run_id
 from lakehouse.services import LocalPostgres
 from lakehouse.storage import Lake
@@ -304,6 +306,104 @@ def test_gold_gate_passes_and_keeps_history(gold: dict[str, Any]) -> None:
     assert n == len(rep.results)
     # `dbt test` replaced run_results.json; publication still follows the last build's results
     assert publish.publish(settings).tables == gold["published"].tables
+
+
+def _checks(rep: gate.GateReport) -> list[tuple[str, str, str, str, int]]:
+    return sorted((r.check_name, r.kind, r.target, r.status, r.failures) for r in rep.results)
+
+
+def test_gold_gate_reuses_the_build_results_while_nothing_changed(
+    gold: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, lake = gold["settings"], gold["lake"]
+    ledger = BuildLedger.load(DbtProject.from_settings(settings))
+    assert ledger is not None and len(ledger.expected) >= 50
+    rerun = gate.run_gate(settings, "gold", lake, publish=False, rerun=True)
+    assert rerun.notes == ["dbt tests run again (--rerun)"] and rerun.passed
+    # `dbt test` wrote nothing to gold.duckdb: the build's results still stand
+    with monkeypatch.context() as m:
+        m.setenv("LAKEHOUSE_DBT", str(tmp_path / "no-dbt"))  # the gate must not need dbt at all
+        reused = gate.run_gate(settings, "gold", lake, publish=False)
+    assert "not run again" in reused.notes[0], reused.notes
+    assert _checks(reused) == _checks(rerun)  # the same checks, with the same outcome
+    assert len(reused.results) == len(ledger.expected)
+
+
+def test_gold_gate_reuses_per_model_builds(gold: dict[str, Any]) -> None:
+    """One Airflow task per model: `gold build --select <model>` merges its nodes into the ledger."""
+    settings, lake = gold["settings"], gold["lake"]
+    project = DbtProject.from_settings(settings)
+    before = BuildLedger.load(project)
+    built = gold_build.build(settings, lake, select=["daily_active_users"])
+    assert built.ok and built.tables == {}
+    after = BuildLedger.load(project)
+    assert before is not None and after is not None
+    assert after.database != before.database and len(after.invocations) == len(before.invocations) + 1
+    assert set(after.nodes) == set(before.nodes)
+    rep = gate.run_gate(settings, "gold", lake, publish=False)
+    assert rep.passed and "not run again" in rep.notes[0], rep.notes
+
+
+def test_gold_gate_fails_on_the_builds_failing_test(
+    gold: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, lake = gold["settings"], gold["lake"]
+    failing = tmp_path / "dbt"
+    shutil.copytree(
+        DbtProject.from_settings(settings).project_dir,
+        failing,
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
+    (failing / "tests" / "assert_no_order_items.sql").write_text(
+        "-- fails on purpose: every order line is an offending row\nselect * from {{ ref('fct_order_items') }}\n"
+    )
+    monkeypatch.setenv("LAKEHOUSE_DBT_PROJECT", str(failing))
+    other = settings.model_copy(update={"state_dir": str(tmp_path / "state")})  # its own gold.duckdb
+    built = gold_build.build(other, lake)
+    assert not built.ok and [r.name for r in built.run.failed] == ["assert_no_order_items"]
+    assert built.tables == {}  # nothing exported after a failing build
+    with monkeypatch.context() as m:
+        m.setenv("LAKEHOUSE_DBT", str(tmp_path / "no-dbt"))  # the gate decides from the build's results
+        rep = gate.run_gate(other, "gold", lake, publish=False)
+        assert "not run again" in rep.notes[0], rep.notes
+        assert not rep.passed and [r.check_name for r in rep.blocking] == ["dbt:assert_no_order_items"]
+        with pytest.raises(gate.QualityGateError, match="quality gate 'gold' failed"):
+            gate.enforce(rep)
+        for var, value in (
+            ("LAKEHOUSE_LAKE_ROOT", other.lake_root),
+            ("LAKEHOUSE_STATE_DIR", str(other.state_path)),
+            ("LAKEHOUSE_PG_PORT", str(other.postgres.port)),
+        ):
+            m.setenv(var, value)
+        res = CliRunner().invoke(
+            check_app, ["gold", "--set", f"postgres.serving_db={other.postgres.serving_db}"]
+        )
+        assert res.exit_code == 1, res.output
+        assert "FAILED" in res.output and "dbt:assert_no_order_items" in res.output
+        # the project changed after the build: its results no longer stand, dbt has to run
+        (failing / "tests" / "assert_no_order_items.sql").write_text("select 1 as x where false\n")
+        with pytest.raises(DbtError, match="dbt not found"):
+            gate.run_gate(other, "gold", lake, publish=False)
+
+
+def test_gold_gate_runs_the_tests_again_after_gold_changed(gold: dict[str, Any]) -> None:
+    settings, lake = gold["settings"], gold["lake"]
+    run = DbtProject.from_settings(settings).run(lake, ["run", "--select", "sales_by_category"])
+    assert run.ok  # gold.duckdb written outside a gold build
+    rep = gate.run_gate(settings, "gold", lake, publish=False)
+    assert rep.passed and rep.notes == ["dbt tests run again (gold.duckdb changed after the last gold build)"]
+    assert {"dbt_test", "unit_test"} <= {r.kind for r in rep.results}
+
+
+def test_silver_gate_runner_matches_plain_dbt(gold: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The silver gate's two dbt commands in one dbt process give what two `dbt` processes give."""
+    settings, lake = gold["settings"], gold["lake"]
+    one = gate.run_gate(settings, "silver", lake, publish=False)
+    kinds = {r.kind for r in one.results}
+    assert one.passed and {"contract", "dbt_test", "freshness"} <= kinds, kinds
+    monkeypatch.setenv("LAKEHOUSE_DBT_RUNNER", "off")
+    plain = gate.run_gate(settings, "silver", lake, publish=False)
+    assert _checks(plain) == _checks(one)
 
 
 # -- serving: BI role and atomic swap ----------------------------------------------------------

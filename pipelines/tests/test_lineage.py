@@ -133,3 +133,28 @@ def test_default_file_is_in_the_state_dir(settings_factory, monkeypatch: pytest.
     monkeypatch.delenv("LAKEHOUSE_LINEAGE_FILE", raising=False)
     settings = settings_factory()
     assert lineage.events_file(settings) == settings.state_path / "lineage" / "events.jsonl"
+
+
+def test_dbt_runs_use_the_pipelines_transport(
+    settings_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `lakehouse gold`/`check` hand dbt's runner (dbt/scripts/run_dbt.py): the same file,
+    or nothing (the OpenLineage client's own configuration), or no lineage at all."""
+    for var in ("LAKEHOUSE_LINEAGE", "LAKEHOUSE_LINEAGE_FILE", "OPENLINEAGE_URL", "OPENLINEAGE_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "lakehouse-test")
+    settings = settings_factory()
+    default = lineage.dbt_spec(settings, "lakehouse.gold.build")
+    assert default == {
+        "job": "lakehouse.gold.build",
+        "namespace": "lakehouse-test",
+        "file": str(lineage.events_file(settings)),
+    }
+    monkeypatch.setenv("OPENLINEAGE_URL", "http://127.0.0.1:5000")
+    spec = lineage.dbt_spec(settings, "lakehouse.gold.build")
+    assert spec is not None and spec["file"] is None  # Marquez: the client's own configuration
+    monkeypatch.setenv("LAKEHOUSE_LINEAGE_FILE", str(tmp_path / "x.jsonl"))
+    spec = lineage.dbt_spec(settings, "lakehouse.gold.build")
+    assert spec is not None and spec["file"] == str(tmp_path / "x.jsonl")  # an explicit file wins
+    monkeypatch.setenv("LAKEHOUSE_LINEAGE", "off")
+    assert lineage.dbt_spec(settings, "lakehouse.gold.build") is None

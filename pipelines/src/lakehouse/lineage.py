@@ -15,6 +15,9 @@ run a child of its Airflow task run, so Marquez shows task -> pipeline job -> ta
 
 Lineage never breaks a run: a transport error is logged and the step goes on.
 
+dbt's models, snapshots and tests get their events from dbt's own virtualenv (dbt/scripts/run_dbt.py
+with the `openlineage-dbt` library), sent to the same place: `dbt_spec` tells it where.
+
 Usage:
 
     with lineage.job_run(settings, "silver", inputs=[...], outputs=[...]):
@@ -101,6 +104,23 @@ def client(settings: Settings) -> Any:
     path = events_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(path), append=True)))
+
+
+def dbt_spec(settings: Settings, job: str) -> dict[str, Any] | None:
+    """Where the dbt runner (dbt/scripts/run_dbt.py, in dbt's own virtualenv) sends the events of
+    a dbt invocation: the same transport as the pipeline's own events (the file, or the client's
+    own configuration on the cluster), with `job` as the job run wrapping dbt's per-node events.
+    None when lineage is off."""
+    if not enabled():
+        return None
+    use_client_config = not os.environ.get("LAKEHOUSE_LINEAGE_FILE") and (
+        os.environ.get("OPENLINEAGE_URL") or os.environ.get("OPENLINEAGE_CONFIG")
+    )
+    return {
+        "job": job,
+        "namespace": namespace(settings),
+        "file": None if use_client_config else str(events_file(settings)),
+    }
 
 
 def dataset(lake: Lake, name: str) -> tuple[str, str]:

@@ -1,8 +1,10 @@
 """Gold build: `dbt build` over silver (seeds, models, contracts, tests), results recorded as
-quality results (layer gold), and the marts exported as Delta tables gold.<name> in the lake."""
+quality results (layer gold) and in the build ledger (the gold gate reads it instead of running
+the same tests again), and the marts exported as Delta tables gold.<name> in the lake."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -13,7 +15,7 @@ import psycopg
 
 from lakehouse import delta
 from lakehouse.config import Settings
-from lakehouse.gold.dbt import DbtProject, DbtRun
+from lakehouse.gold.dbt import BuildLedger, DbtProject, DbtRun
 from lakehouse.gold.publish import marts
 from lakehouse.quality import gate, results
 from lakehouse.reconcile import Reconciliation, new_run_id
@@ -64,10 +66,12 @@ def build(
     args = (
         ["build"] + (["--select", *select] if select else []) + (["--full-refresh"] if full_refresh else [])
     )
-    run = project.run(lake, args, on_line)
+    run = project.run(lake, args, on_line, job="lakehouse.gold.build")
     results_file = project.target_path / "run_results.json"
     if results_file.exists():  # kept apart: later dbt commands (test, docs) overwrite run_results.json
         shutil.copyfile(results_file, project.build_results_path)
+        # what the gold gate reads instead of running the same tests again (while nothing changes)
+        BuildLedger.record(project, json.loads(results_file.read_text()), full=not select)
     report = gate.GateReport("gold", run_id, gate.dbt_results(run, "gold", run_id), run.seconds)
     results.store(lake, report.results)
     try:

@@ -1,8 +1,15 @@
-"""Running the dbt project (dbt/) as a subprocess of dbt's own virtualenv (.venv-dbt/).
+"""Running the dbt project (dbt/) in dbt's own virtualenv (.venv-dbt/).
 
 dbt lives in its own virtualenv (Airflow runs it the same way), so this module never imports
 dbt: it sets the environment the profile reads (lake location, DuckDB file, S3 credentials,
-PostgreSQL), runs `.venv-dbt/bin/dbt <command>`, and reads the JSON artifacts it writes.
+PostgreSQL), runs dbt as a subprocess, and reads the JSON artifacts it writes.
+
+The subprocess is dbt/scripts/run_dbt.py under the virtualenv's python: one process runs one or
+more dbt commands (dbt's programmatic API; importing dbt and parsing the project are paid once,
+not per command) and emits OpenLineage events for every model, snapshot and test (library
+`openlineage-dbt`) to the pipeline's lineage transport. Without that python (a `dbt` executable
+that is not in a virtualenv) or with LAKEHOUSE_DBT_RUNNER=off, each command runs as a plain
+`dbt <command>` process, without lineage.
 
 Per lake, the build keeps its DuckDB file and dbt artifacts under
 <state>/gold/<lake-id>/ (gold.duckdb, target/, logs/), so lakes sharing a state dir never mix.
@@ -14,18 +21,23 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakehouse import lineage
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.storage import Lake
 
 DBT_ENV = "LAKEHOUSE_DBT"  # path of the dbt executable
 DBT_DIR_ENV = "LAKEHOUSE_DBT_PROJECT"  # path of the dbt project
+RUNNER_ENV = "LAKEHOUSE_DBT_RUNNER"  # off: plain `dbt` processes (no lineage)
+RUNNER = Path("scripts") / "run_dbt.py"  # in the dbt project
+_MARK = "@@lakehouse-dbt "  # the runner's line before each command's output
 
 
 class DbtError(LakehouseError):
@@ -103,6 +115,31 @@ class DbtProject:
     def log_path(self) -> Path:
         return self.work_dir / "logs"
 
+    @property
+    def ledger_path(self) -> Path:
+        """Per dbt node, its result in the latest `dbt build` that ran it (see BuildLedger)."""
+        return self.work_dir / "build_ledger.json"
+
+    def database_state(self) -> dict[str, Any]:
+        """What changes whenever anything writes the build database (gold.duckdb and its WAL)."""
+        out: dict[str, Any] = {}
+        for path in (self.duckdb_path, self.duckdb_path.with_name(self.duckdb_path.name + ".wal")):
+            if path.exists():
+                st = path.stat()
+                out[path.name] = [st.st_ino, st.st_size, st.st_mtime_ns]
+        return out
+
+    def project_state(self) -> str:
+        """A digest of the dbt project's files (models, tests, macros, seeds, configuration)."""
+        digest = hashlib.sha256()
+        skip = {"target", "logs", "dbt_packages", "__pycache__"}
+        for path in sorted(self.project_dir.rglob("*")):
+            rel = path.relative_to(self.project_dir)
+            if path.is_dir() or skip.intersection(rel.parts) or path.name.startswith("."):
+                continue
+            digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
     def artifact(self, name: str) -> dict[str, Any]:
         path = self.target_path / name
         if not path.exists():
@@ -134,22 +171,17 @@ class DbtProject:
                 env[key] = opts[key]
         return env
 
-    def run(
-        self,
-        lake: Lake,
-        args: Sequence[str],
-        on_line: Callable[[str], None] | None = None,
-        results_name: str = "run_results.json",
-    ) -> DbtRun:
-        """Run `dbt <args>`; returns its exit code and per-node results (from run_results.json)."""
-        if not self.executable.exists():
-            raise DbtError(f"dbt not found at {self.executable}: run make setup-dbt")
-        if not (self.project_dir / "dbt_project.yml").exists():
-            raise DbtError(f"no dbt project at {self.project_dir} (set {DBT_DIR_ENV})")
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            str(self.executable),
-            *args,
+    @property
+    def runner(self) -> tuple[Path, Path] | None:
+        """(python of dbt's virtualenv, dbt/scripts/run_dbt.py), or None: plain `dbt` processes."""
+        if os.environ.get(RUNNER_ENV, "on").strip().lower() in ("off", "0", "false", "no"):
+            return None
+        python = self.executable.parent / "python"
+        script = self.project_dir / RUNNER
+        return (python, script) if python.exists() and script.exists() else None
+
+    def _common_args(self) -> list[str]:
+        return [
             "--project-dir",
             str(self.project_dir),
             "--target-path",
@@ -157,8 +189,98 @@ class DbtProject:
             "--log-path",
             str(self.log_path),
         ]
+
+    def run(
+        self,
+        lake: Lake,
+        args: Sequence[str],
+        on_line: Callable[[str], None] | None = None,
+        results_name: str = "run_results.json",
+        job: str | None = None,
+    ) -> DbtRun:
+        """Run `dbt <args>`; returns its exit code and per-node results (from run_results.json)."""
+        return self.run_many(lake, [(args, results_name)], on_line, job)[0]
+
+    def run_many(
+        self,
+        lake: Lake,
+        commands: Sequence[tuple[Sequence[str], str]],
+        on_line: Callable[[str], None] | None = None,
+        job: str | None = None,
+    ) -> list[DbtRun]:
+        """Run dbt commands one after the other in one dbt process: [(args, results file name)]
+        -> one DbtRun each. `job` names the OpenLineage job run of the invocation (default
+        lakehouse.gold.dbt.<first command>)."""
+        if not self.executable.exists():
+            raise DbtError(f"dbt not found at {self.executable}: run make setup-dbt")
+        if not (self.project_dir / "dbt_project.yml").exists():
+            raise DbtError(f"no dbt project at {self.project_dir} (set {DBT_DIR_ENV})")
+        if not commands:
+            return []
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        runner = self.runner
+        if runner is None:
+            return [self._run_cli(lake, list(args), on_line, name) for args, name in commands]
+        job = job or f"lakehouse.gold.dbt.{commands[0][0][0] if commands[0][0] else 'run'}"
+        with tempfile.TemporaryDirectory(prefix="dbt-run-", dir=self.work_dir) as tmp:
+            summary = Path(tmp) / "summary.json"
+            spec = {
+                "commands": [{"args": list(args), "results": name} for args, name in commands],
+                "common": self._common_args(),
+                "project_dir": str(self.project_dir),
+                "target_path": str(self.target_path),
+                "summary": str(summary),
+                "lineage": lineage.dbt_spec(self.settings, job),
+            }
+            (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+            code, lines, seconds = self._stream(
+                lake, [str(runner[0]), str(runner[1]), str(Path(tmp) / "spec.json")], on_line
+            )
+            done = json.loads(summary.read_text()) if summary.exists() else []
+        if len(done) != len(commands):
+            tail = "\n".join(lines[-15:])
+            raise DbtError(f"dbt runner {runner[1]} failed (exit {code}):\n{tail}")
+        outputs = _split_output(lines, len(commands))
+        runs = []
+        for k, ((args, _), item) in enumerate(zip(commands, done, strict=True)):
+            took = float(item["seconds"])
+            if k == 0:  # the first command carries the process start (imports, parsing)
+                took = max(took, seconds - sum(float(i["seconds"]) for i in done[1:]))
+            run = DbtRun(
+                [str(self.executable), *args, *self._common_args()],
+                int(item["returncode"]),
+                took,
+                parse_run_results(item["results"]) if item["results"] else [],
+                outputs[k],
+            )
+            self._check(args, run)
+            runs.append(run)
+        return runs
+
+    def _run_cli(
+        self, lake: Lake, args: list[str], on_line: Callable[[str], None] | None, results_name: str
+    ) -> DbtRun:
+        """`dbt <args>` as its own process (no runner)."""
+        cmd = [str(self.executable), *args, *self._common_args()]
         results_file = self.target_path / results_name
         results_file.unlink(missing_ok=True)
+        code, lines, seconds = self._stream(lake, cmd, on_line)
+        run = DbtRun(cmd, code, seconds, output="\n".join(lines))
+        if results_file.exists():
+            run.results = parse_run_results(json.loads(results_file.read_text()))
+        self._check(args, run)
+        return run
+
+    @staticmethod
+    def _check(args: Sequence[str], run: DbtRun) -> None:
+        if run.returncode == 2 or (run.returncode != 0 and not run.results):
+            tail = "\n".join(run.output.splitlines()[-15:])
+            raise DbtError(f"dbt {' '.join(args)} failed to run (exit {run.returncode}):\n{tail}")
+
+    def _stream(
+        self, lake: Lake, cmd: list[str], on_line: Callable[[str], None] | None
+    ) -> tuple[int, list[str], float]:
+        """Run `cmd` in the project dir with the lake's dbt environment; (exit code, lines, s)."""
         start = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
@@ -171,18 +293,25 @@ class DbtProject:
         )
         lines: list[str] = []
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            lines.append(line)
             if on_line:
-                on_line(line.rstrip("\n"))
+                on_line(line.removeprefix(_MARK))
         code = proc.wait()
-        run = DbtRun(cmd, code, time.perf_counter() - start, output="\n".join(lines))
-        if results_file.exists():
-            run.results = parse_run_results(json.loads(results_file.read_text()))
-        if code == 2 or (code != 0 and not run.results):
-            tail = "\n".join(lines[-15:])
-            raise DbtError(f"dbt {' '.join(args)} failed to run (exit {code}):\n{tail}")
-        return run
+        return code, lines, time.perf_counter() - start
+
+
+def _split_output(lines: list[str], n: int) -> list[str]:
+    """The runner's output, one text per command (what precedes the first command goes to it)."""
+    parts: list[list[str]] = [[] for _ in range(n)]
+    k = 0
+    for line in lines:
+        if line.startswith(_MARK):
+            head = line.removeprefix(_MARK).split("/", 1)[0]
+            k = min(max(int(head) - 1, 0), n - 1) if head.isdigit() else k
+        parts[k].append(line)
+    return ["\n".join(p) for p in parts]
 
 
 def parse_run_results(data: dict[str, Any]) -> list[NodeResult]:
@@ -203,3 +332,102 @@ def parse_run_results(data: dict[str, Any]) -> list[NodeResult]:
             )
         )
     return out
+
+
+# -- the build ledger: the gold gate reads the build's test results instead of running them again --
+_PASSED = ("success", "pass", "no-op")
+
+
+@dataclass
+class BuildLedger:
+    """The results of the `dbt build` runs that made the current gold database.
+
+    `lakehouse gold build` records, after each `dbt build`, every node's result (a full build
+    replaces them, a `--select` build -- one Airflow task per model -- merges its nodes in), the
+    tests a gate must see (`expected`: every data test and unit test of the manifest that does not
+    read a source, i.e. what `dbt test --exclude source:*` runs), the digest of the project files
+    and the state of gold.duckdb right after dbt finished. The gold gate reuses these results only
+    when the project and the database are unchanged since and every expected test has a result;
+    otherwise it runs the tests again.
+    """
+
+    project: str
+    database: dict[str, Any]
+    expected: list[str]
+    nodes: dict[str, dict[str, Any]]
+    invocations: list[str]
+
+    @staticmethod
+    def gate_tests(manifest: dict[str, Any]) -> list[str]:
+        """Data tests and unit tests of the manifest that read no source (the gold gate's tests)."""
+        out = []
+        for uid, node in [*manifest.get("nodes", {}).items(), *manifest.get("unit_tests", {}).items()]:
+            if node.get("resource_type") not in ("test", "unit_test"):
+                continue
+            if not node.get("config", {}).get("enabled", True):
+                continue
+            parents = node.get("depends_on", {}).get("nodes", [])
+            if not any(p.startswith("source.") for p in parents):
+                out.append(uid)
+        return sorted(out)
+
+    @classmethod
+    def load(cls, project: DbtProject) -> BuildLedger | None:
+        try:
+            data = json.loads(project.ledger_path.read_text())
+            return cls(
+                data["project"], data["database"], data["expected"], data["nodes"], data["invocations"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
+    def record(cls, project: DbtProject, results: dict[str, Any], full: bool) -> BuildLedger:
+        """Record a finished `dbt build` (its run_results.json); a full build starts afresh."""
+        state = project.project_state()
+        previous = None if full else cls.load(project)
+        if previous is not None and previous.project != state:
+            previous = None  # the project changed: earlier results say nothing about it now
+        nodes = dict(previous.nodes) if previous else {}
+        keys = ("unique_id", "status", "failures", "message", "execution_time", "relation_name")
+        for r in results.get("results", []):
+            nodes[r["unique_id"]] = {k: r.get(k) for k in keys}
+        invocation = str(results.get("metadata", {}).get("invocation_id") or "")
+        ledger = cls(
+            state,
+            project.database_state(),
+            cls.gate_tests(project.artifact("manifest.json")),
+            nodes,
+            [*(previous.invocations if previous else []), invocation][-50:],
+        )
+        tmp = project.ledger_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ledger.__dict__))
+        tmp.replace(project.ledger_path)
+        return ledger
+
+    def stale(self, project: DbtProject) -> str | None:
+        """Why these results cannot stand for the current gold database, or None."""
+        if self.database != project.database_state():
+            return "gold.duckdb changed after the last gold build"
+        if self.project != project.project_state():
+            return "the dbt project changed after the last gold build"
+        missing = [t for t in self.expected if t not in self.nodes]
+        if missing:
+            return f"{len(missing)} test(s) have no result in the gold builds (e.g. {missing[0]})"
+        skipped = [t for t in self.expected if self.nodes[t].get("status") == "skipped"]
+        if skipped and not any(r.failed for r in self.gate_results()):
+            # unchecked tests and nothing failed: the verdict is open, run them. (When a test or a
+            # model failed, the gate fails whatever the skipped ones would say.)
+            return f"{len(skipped)} test(s) were skipped by the gold build (e.g. {skipped[0]})"
+        return None
+
+    def gate_results(self) -> list[NodeResult]:
+        """The expected tests' results, and every model/seed/snapshot that did not pass."""
+        expected = set(self.expected)
+        picked = [
+            n
+            for uid, n in sorted(self.nodes.items())
+            if uid in expected
+            or (not uid.startswith(("test.", "unit_test.")) and str(n.get("status")) not in _PASSED)
+        ]
+        return parse_run_results({"results": picked})

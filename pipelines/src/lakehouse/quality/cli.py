@@ -29,6 +29,8 @@ def report_table(report: GateReport, all_rows: bool = False) -> Table:
         title=f"Quality gate {report.layer}: {verdict} ({counts}; {report.seconds:.1f}s, run {report.run_id})",
         title_justify="left",
         min_width=100,
+        caption="\n".join(report.notes) or None,  # e.g. the gold build's test results were reused
+        caption_justify="left",
     )
     for col in ("check", "kind", "status", "failures", "message"):
         table.add_column(col, justify="right" if col == "failures" else "left", overflow="fold")
@@ -55,6 +57,10 @@ def check(
     all_rows: Annotated[bool, typer.Option("--all", help="list passing checks too")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show dbt's output")] = False,
+    rerun: Annotated[
+        bool,
+        typer.Option("--rerun", help="gold: run the dbt tests even if the last build's results still stand"),
+    ] = False,
 ) -> None:
     """Run the LAYER's contracts and dbt tests; store the results in ops.quality_results."""
     if layer not in LAYERS:
@@ -66,7 +72,7 @@ def check(
             raise typer.BadParameter(f"--set needs key=value (got {item!r})")
         overrides[key.strip()] = value.strip()
     settings = load_settings(env, overrides)
-    report = run_gate(settings, layer, on_line=console.print if verbose else None)
+    report = run_gate(settings, layer, on_line=console.print if verbose else None, rerun=rerun)
     if as_json:
         typer.echo(summary_json(report))
     else:

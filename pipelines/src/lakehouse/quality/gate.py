@@ -1,8 +1,12 @@
 """`lakehouse check <layer>`: run a layer's contracts and dbt tests, keep the results, decide.
 
     bronze  contracts of the bronze tables (schema, lineage columns, reconciliation)
-    silver  contracts of the silver tables + dbt tests and freshness of the dbt sources (silver, ops)
-    gold    dbt tests of the gold models (data tests, singular tests, unit tests)
+    silver  contracts of the silver tables + dbt tests and freshness of the dbt sources (silver, ops),
+            both dbt commands in one dbt process
+    gold    dbt tests of the gold models (data tests, singular tests, unit tests): the results the
+            gold build's `dbt build` recorded for them when the build database and the dbt project
+            are unchanged since that build (nothing changed, so running them again would repeat
+            the same queries on the same tables), else `dbt test` runs them again (or: --rerun)
 
 Every result is appended to ops.quality_results (Delta) and to PostgreSQL ops.quality_results
 when the serving database is reachable. Any blocking result (fail/error) makes the gate fail:
@@ -20,7 +24,7 @@ import psycopg
 
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
-from lakehouse.gold.dbt import DbtProject, DbtRun
+from lakehouse.gold.dbt import BuildLedger, DbtProject, DbtRun, NodeResult
 from lakehouse.quality import contracts, results
 from lakehouse.quality.results import CheckResult
 from lakehouse.reconcile import new_run_id
@@ -59,6 +63,7 @@ class GateReport:
     results: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
     published: bool = False
+    notes: list[str] = field(default_factory=list)  # how the checks were run (e.g. results reused)
 
     @property
     def blocking(self) -> list[CheckResult]:
@@ -75,10 +80,10 @@ class GateReport:
         return out
 
 
-def dbt_results(run: DbtRun, layer: str, run_id: str) -> list[CheckResult]:
+def dbt_results(run: DbtRun | list[NodeResult], layer: str, run_id: str) -> list[CheckResult]:
     """CheckResults from a dbt run's per-node results (tests, unit tests, freshness, models)."""
     out = []
-    for node in run.results:
+    for node in run.results if isinstance(run, DbtRun) else run:
         if (
             node.resource_type in ("exposure", "semantic_model", "metric", "saved_query")
             or node.status == "no-op"
@@ -107,17 +112,27 @@ def dbt_results(run: DbtRun, layer: str, run_id: str) -> list[CheckResult]:
 
 
 def _dbt_checks(
-    settings: Settings, lake: Lake, layer: str, run_id: str, on_line: Callable[[str], None] | None
+    settings: Settings,
+    lake: Lake,
+    report: GateReport,
+    on_line: Callable[[str], None] | None,
+    rerun: bool = False,
 ) -> list[CheckResult]:
     project = DbtProject.from_settings(settings)
+    layer, run_id = report.layer, report.run_id
     out: list[CheckResult] = []
     if layer == "silver":
-        # dbt needs the seeds' tables only for model tests; source tests read the lake directly
-        out += dbt_results(
-            project.run(lake, ["test", "--select", "source:silver", "source:ops"], on_line), layer, run_id
+        # source tests and freshness in one dbt process (dbt is imported and the project parsed once)
+        tests, fresh = project.run_many(
+            lake,
+            [
+                (["test", "--select", "source:silver", "source:ops"], "run_results.json"),
+                (["source", "freshness"], "sources.json"),
+            ],
+            on_line,
+            job="lakehouse.check.silver",
         )
-        fresh = project.run(lake, ["source", "freshness"], on_line, results_name="sources.json")
-        out += dbt_results(fresh, layer, run_id)
+        out += dbt_results(tests, layer, run_id) + dbt_results(fresh, layer, run_id)
     elif layer == "gold":
         if not project.duckdb_path.exists():
             out.append(
@@ -133,7 +148,17 @@ def _dbt_checks(
                 )
             )
             return out
-        out += dbt_results(project.run(lake, ["test", "--exclude", "source:*"], on_line), layer, run_id)
+        ledger = None if rerun else BuildLedger.load(project)
+        why = "--rerun" if rerun else ("no build ledger" if ledger is None else ledger.stale(project))
+        if ledger is not None and why is None:
+            report.notes.append(
+                f"dbt tests: the results of gold build {ledger.invocations[-1] or '?'} "
+                f"({len(ledger.expected)} tests; gold.duckdb and the dbt project unchanged since), not run again"
+            )
+            return dbt_results(ledger.gate_results(), layer, run_id)
+        report.notes.append(f"dbt tests run again ({why})")
+        run = project.run(lake, ["test", "--exclude", "source:*"], on_line, job="lakehouse.check.gold")
+        out += dbt_results(run, layer, run_id)
     return out
 
 
@@ -143,8 +168,10 @@ def run_gate(
     lake: Lake | None = None,
     on_line: Callable[[str], None] | None = None,
     publish: bool = True,
+    rerun: bool = False,
 ) -> GateReport:
-    """Run the gate for `layer` and record the results; never raises for failing checks."""
+    """Run the gate for `layer` and record the results; never raises for failing checks.
+    rerun=True: the gold gate runs its dbt tests even when the build's results still stand."""
     if layer not in LAYERS:
         raise LakehouseError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     lake = lake or Lake(settings)
@@ -152,7 +179,7 @@ def run_gate(
     start = time.perf_counter()
     report.results += contracts.check_layer(lake, layer, report.run_id)
     if layer in ("silver", "gold"):
-        report.results += _dbt_checks(settings, lake, layer, report.run_id, on_line)
+        report.results += _dbt_checks(settings, lake, report, on_line, rerun)
     report.seconds = time.perf_counter() - start
     results.store(lake, report.results)
     if publish:
@@ -177,6 +204,7 @@ def summary_json(report: GateReport) -> str:
             "run_id": report.run_id,
             "passed": report.passed,
             "counts": report.counts(),
+            "notes": report.notes,
             "failed": [
                 {"check": r.check_name, "status": r.status, "failures": r.failures, "message": r.message}
                 for r in report.blocking
