@@ -35,7 +35,7 @@ $(UV):
 
 $(VENV)/.stamp: pipelines/pyproject.toml pipelines/uv.lock | $(UV)
 	@echo "==> installing the pipeline package and its locked dependencies into .venv"
-	cd pipelines && $(UV) sync --locked --extra dev --quiet
+	cd pipelines && $(UV) sync --locked --extra dev --quiet --compile-bytecode
 	@touch $@
 
 setup: $(VENV)/.stamp ## Create .venv from the lock file (idempotent)
