@@ -149,3 +149,33 @@ def test_stored_offsets_of_a_lake_without_bronze(settings_factory: Any) -> None:
 
     lake = Lake(settings_factory())
     assert stored_offsets(lake, "user-events", [0, 1]) == {0: None, 1: None}
+
+
+def test_restart_offsets_sets_every_partition_back_to_zero_in_one_commit(settings_factory: Any) -> None:
+    """A topic created anew (memory-storage broker restarted) begins at offset 0 again: the stored
+    offsets go back to 0 in one empty commit that records what they were and why."""
+    import json
+
+    from deltalake import CommitProperties, Transaction, write_deltalake
+
+    from lakehouse.bronze.landing import SCHEMA, TABLE
+    from lakehouse.storage import Lake
+    from lakehouse.streaming.bronze_sink import app_id, restart_offsets
+
+    lake = Lake(settings_factory())
+    assert restart_offsets(lake, "t", [0, 1], "nothing stored yet") == {0: None, 1: None}
+    assert not lake.exists(TABLE)
+    write_deltalake(
+        lake.table_uri(TABLE),
+        SCHEMA.empty_table(),
+        mode="append",
+        commit_properties=CommitProperties(app_transactions=[Transaction(app_id("t", 0), 42)]),
+    )
+    before = restart_offsets(lake, "t", [0, 1], "topic recreated")
+    assert before == {0: 42, 1: None}
+    assert stored_offsets(lake, "t", [0, 1]) == {0: 0, 1: 0}
+    dt = lake.table(TABLE)
+    last = dt.history(1)[0]
+    assert last["lakehouse.reason"] == "topic recreated"
+    assert json.loads(last["lakehouse.offsets_restarted"]) == {"0": 42, "1": None}
+    assert dt.to_pyarrow_table().num_rows == 0

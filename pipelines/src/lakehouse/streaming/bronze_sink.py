@@ -40,6 +40,30 @@ def stored_offsets(lake: Lake, topic: str, partitions: list[int]) -> dict[int, i
     return {p: dt.transaction_version(app_id(topic, p)) for p in partitions}
 
 
+def restart_offsets(lake: Lake, topic: str, partitions: list[int], reason: str) -> dict[int, int | None]:
+    """Set the stored offsets of `topic` back to 0, in one empty commit that says why: for a
+    topic that was created anew (a broker with memory storage restarted), whose offsets begin at
+    0 again. Returns the offsets it replaced; nothing is written when none was stored."""
+    before = stored_offsets(lake, topic, partitions)
+    if not any(before.values()):
+        return before
+    write_deltalake(
+        lake.table_uri(TABLE),
+        SCHEMA.empty_table(),
+        mode="append",
+        storage_options=lake.storage_options,
+        commit_properties=CommitProperties(
+            app_transactions=[Transaction(app_id(topic, p), 0) for p in partitions],
+            custom_metadata={
+                "lakehouse.source": f"kafka/{topic}",
+                "lakehouse.offsets_restarted": json.dumps({str(p): before[p] for p in partitions}),
+                "lakehouse.reason": reason,
+            },
+        ),
+    )
+    return before
+
+
 def _text(values: list[bytes | None]) -> tuple[pa.Array, pa.Array]:
     """(value, raw_bytes) as in bronze.landing: text when UTF-8, else NULL text + the raw bytes."""
     raw = pa.array(values, pa.binary())

@@ -364,6 +364,16 @@ class SpeedSink(Sink):
             )
 
 
+def restart_offsets(dsn: str, topic: str) -> int:
+    """Forget every consumer's stored offsets of `topic` (a topic created anew starts at 0 again);
+    the window counts stay. Returns how many partitions' offsets were dropped."""
+    with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass('realtime.stream_offsets') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return 0
+        return conn.execute("DELETE FROM realtime.stream_offsets WHERE topic = %s", (topic,)).rowcount
+
+
 def stored_offsets(dsn: str, consumer: str, topic: str) -> dict[int, int]:
     """The speed layer's stored next offsets (for `stream status`); {} before its first commit."""
     try:
