@@ -497,3 +497,49 @@ def test_two_owners_of_the_same_partitions_are_fenced(
     assert speed["records"] == total
     assert speed["counted"] + speed["late"] + speed["rejected"] == total
     assert sum(s.conflicts for s in summaries) >= 1  # and they did collide
+
+
+def test_memory_broker_restart_is_an_error_until_offsets_restart(
+    settings_factory: Any, pg_conn: psycopg.Connection[Any]
+) -> None:
+    """A memory-storage broker forgets its topic when it stops: started again, the topic begins at
+    offset 0 and bronze's stored offsets lie past its end. The consumer says so instead of waiting
+    for them; restarting the offsets reads the new topic whole, once."""
+    from lakehouse.errors import LakehouseError
+
+    try:
+        find_tansu()
+    except ServiceError as exc:
+        pytest.skip(f"Kafka broker not available: {exc}")
+    settings = settings_factory(
+        {
+            "streaming.broker_port": free_port(),
+            "streaming.topic": "user-events",
+            "postgres.serving_db": pg_conn.info.dbname,
+        }
+    )
+    svc = LocalKafka.from_settings(settings)
+    svc.base = settings.state_path / "kafka-memory"
+    svc.start()
+    try:
+        producer.produce(settings, 900, None, seed=81)
+        first = jobs.consume(settings, "mem-1", available_now=True)
+        assert first.summary.records["bronze"] >= 900
+        assert jobs.restart_stale_offsets(settings) is None  # same topic: nothing to restart
+        svc.stop()
+        svc.start()
+        producer.produce(settings, 300, None, seed=82)
+        with pytest.raises(LakehouseError, match="past the end of the log"):
+            jobs.consume(settings, "mem-2", speed=False, available_now=True)
+        before = jobs.restart_stale_offsets(settings)
+        assert before is not None and sum(v or 0 for v in before.values()) == first.summary.records["bronze"]
+        second = jobs.consume(settings, "mem-3", available_now=True)
+        assert second.summary.records["bronze"] >= 300
+        assert second.summary.records["speed"] == second.summary.records["bronze"]
+        rows = bronze_records(settings)
+        assert len(rows) == first.summary.records["bronze"] + second.summary.records["bronze"]
+        # each topic's offsets land once: the second topic's offsets start again at 0
+        assert Counter((p, off) for p, off, _ in rows).most_common(1)[0][1] <= 2
+        assert sorted(off for _, off, _ in rows).count(0) == 6
+    finally:
+        svc.stop()

@@ -189,10 +189,27 @@ def consume_cmd(
             "from the sinks). --available-now never joins.",
         ),
     ] = True,
+    restart_offsets: Annotated[
+        bool,
+        typer.Option(
+            "--restart-offsets",
+            help="if the stored offsets lie past the topic's end (the topic was created anew), "
+            "start it from offset 0; without this the consumer stops with an error then",
+        ),
+    ] = False,
     env: EnvOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Kafka -> bronze.events exactly once (and the speed layer, unless --no-speed)."""
+    if restart_offsets:
+        from lakehouse.streaming import jobs
+
+        before = jobs.restart_stale_offsets(_settings(env, set_))
+        console.print(
+            "stored offsets are not past the topic's end: nothing restarted"
+            if before is None
+            else f"stored offsets {before} were past the topic's end: restarted at 0"
+        )
     _consume(
         env,
         set_,

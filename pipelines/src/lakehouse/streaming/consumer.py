@@ -250,6 +250,14 @@ class StreamRunner:
                 else:
                     starts[p] = min(starts[p], off)  # type: ignore[type-var]
             first = False
+        stale = stale_offsets(self.settings, starts)
+        if stale:
+            raise LakehouseError(
+                f"{self.topic}: stored offsets lie past the end of the log (partition: (stored, end)) "
+                f"{stale}: the topic was created anew or truncated since they were stored (a broker "
+                "with memory storage forgets its topics when it stops). To read the new topic from its "
+                "start: `lakehouse stream consume --restart-offsets`"
+            )
         for tp in partitions:
             start = starts[tp.partition]
             tp.offset = OFFSET_BEGINNING if start is None else start
@@ -466,6 +474,20 @@ class StreamRunner:
                     lag[p] = max(0, high - (base if base is not None else 0))
                 self.metrics.set_lag(sink.name, lag)
         self.metrics.write_status()
+
+
+def stale_offsets(settings: Settings, stored: dict[int, int | None]) -> dict[int, tuple[int, int]]:
+    """Partitions whose stored next offset lies past the log's exact end, as (stored, end): offsets
+    of records the topic no longer has, so it was created anew or truncated. Ends only grow while
+    a topic lives, so this cannot happen otherwise. {} when nothing is stored or the ends cannot be
+    read (then nothing is claimed)."""
+    if not any(stored.values()):
+        return {}
+    try:
+        ends = log_end_offsets(settings)
+    except KafkaException:
+        return {}
+    return {p: (o, ends[p]) for p, o in stored.items() if o is not None and p in ends and o > ends[p]}
 
 
 def log_end_offsets(settings: Settings, timeout: float = 5.0, logger: Any = None) -> dict[int, int]:

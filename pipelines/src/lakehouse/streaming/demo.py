@@ -11,8 +11,7 @@ from rich.table import Table
 from lakehouse import jobs as lake_jobs
 from lakehouse.reconcile import new_run_id
 from lakehouse.services.kafka import LocalKafka
-from lakehouse.streaming import bronze_sink, jobs, producer, speed
-from lakehouse.streaming.consumer import log_end_offsets
+from lakehouse.streaming import jobs, producer
 
 if TYPE_CHECKING:
     from lakehouse.demo import DemoContext
@@ -72,26 +71,14 @@ def stage(ctx: DemoContext, events: int | None = None) -> None:
 
 
 def _restart_offsets_of_a_new_topic(ctx: DemoContext) -> None:
-    """A broker with memory storage loses its topic when it stops; started again, it serves a
-    new topic whose offsets begin at 0. Offsets stored by an earlier run then point past the new
-    log's end (exact ends, read by fetching to the end): start both sinks from the beginning of
-    the new topic instead of waiting for offsets that will never come."""
-    settings = ctx.settings
-    s = settings.streaming
-    partitions = list(range(s.partitions))
-    stored = bronze_sink.stored_offsets(ctx.lake, s.topic, partitions)
-    if not any(stored.values()):
-        return
-    ends = log_end_offsets(settings)
-    if not any((o or 0) > ends.get(p, 0) for p, o in stored.items()):
-        return
-    reason = f"{s.topic} was created anew (memory storage): stored offsets {stored} are past its ends {ends}"
-    bronze_sink.restart_offsets(ctx.lake, s.topic, partitions, reason)
-    dropped = speed.restart_offsets(jobs.serving_dsn(settings), s.topic)
-    ctx.console.print(
-        f"{s.topic} is new on this broker (memory storage): bronze offsets {stored} and the speed "
-        f"layer's ({dropped} partition(s)) restart at 0"
-    )
+    """A broker with memory storage loses its topic when it stops; started again, it serves a new
+    topic whose offsets begin at 0, and offsets stored by an earlier run point past its end."""
+    before = jobs.restart_stale_offsets(ctx.settings, ctx.lake)
+    if before is not None:
+        ctx.console.print(
+            f"{ctx.settings.streaming.topic} is new on this broker (memory storage): the stored "
+            f"offsets {before} restart at 0 (bronze and the speed layer)"
+        )
 
 
 def _realtime_table(dsn: str) -> Table:

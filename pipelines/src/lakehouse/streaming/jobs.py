@@ -16,8 +16,28 @@ from lakehouse.reconcile import Reconciliation
 from lakehouse.services.base import pid_alive
 from lakehouse.storage import Lake
 from lakehouse.streaming.bronze_sink import BronzeSink
-from lakehouse.streaming.consumer import FlushResult, RunSummary, Sink, StreamRunner
+from lakehouse.streaming.consumer import FlushResult, RunSummary, Sink, StreamRunner, stale_offsets
 from lakehouse.streaming.metrics import StreamMetrics
+
+
+def restart_stale_offsets(settings: Settings, lake: Lake | None = None) -> dict[int, int | None] | None:
+    """When bronze's stored offsets lie past the topic's exact log end (the topic was created
+    anew, e.g. a broker with memory storage restarted), restart bronze's offsets at 0 in one
+    empty commit that records the old ones and why, and drop the speed layer's. Returns the
+    offsets replaced, or None when they were not stale (nothing is changed then)."""
+    from lakehouse.streaming import bronze_sink, speed
+
+    s = settings.streaming
+    lake = lake or Lake(settings)
+    partitions = list(range(s.partitions))
+    stored = bronze_sink.stored_offsets(lake, s.topic, partitions)
+    stale = stale_offsets(settings, stored)
+    if not stale:
+        return None
+    reason = f"{s.topic} was created anew: stored offsets past the log end (stored, end) {stale}"
+    before = bronze_sink.restart_offsets(lake, s.topic, partitions, reason)
+    speed.restart_offsets(serving_dsn(settings), s.topic)
+    return before
 
 
 def serving_dsn(settings: Settings) -> str:
