@@ -100,3 +100,22 @@ def test_silver_falls_back_to_the_change_feed_when_bronze_is_not_append_only(set
     rec = silver_events.run(lake, settings, new_run_id())
     assert (rec.rows_in, rec.inserted) == (4, 4)
     assert len(read(lake, "silver.events")) == 8
+
+
+def test_history_leaves_out_the_chunk_silver_already_holds_from_version_0(settings_factory) -> None:
+    """After an interrupted first run, silver.events holds rows of bronze version 0 while the
+    quarantine table does not: the chunk restarts at version 0, and those rows must not count as
+    history (they would turn this chunk's own inserts into duplicates)."""
+    settings = settings_factory()
+    lake = Lake(settings)
+    write_landing(lake, "a.jsonl", [_event(i) for i in range(4)])
+    bronze_and_silver(lake, settings)
+    assert delta.txn_version(lake, silver_events.EVENTS, silver_events.APP_ID) == 0
+    con = lake.duckdb()
+    try:
+        silver_events._register_existing(con, lake, 0, 0)
+        assert con.execute("SELECT count(*) FROM existing").fetchone() == (0,)
+        silver_events._register_existing(con, lake, 1, 0)
+        assert con.execute("SELECT count(*) FROM existing").fetchone() == (4,)
+    finally:
+        con.close()

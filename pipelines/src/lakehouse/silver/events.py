@@ -128,7 +128,8 @@ def _register_existing(
             "SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS payload_hash WHERE false"
         )
         return
-    where = f"WHERE _commit_version < {int(before_version)}" if (absorbed or -1) >= before_version else ""
+    holds_chunk = absorbed is not None and absorbed >= before_version
+    where = f"WHERE _commit_version < {int(before_version)}" if holds_chunk else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW existing AS
             SELECT event_id, payload_hash
