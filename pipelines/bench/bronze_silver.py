@@ -301,7 +301,9 @@ def measure(contender: str, input_root: Path, rows: int, state: Path) -> dict[st
 
 def merge_previous(path: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """This run's results plus earlier ones for sizes/contenders not measured now (so a 10M run
-    and a 1M run made separately end up in one table); each row keeps its `measured_at`."""
+    and a 1M run made separately end up in one table); each row keeps its `measured_at`, and
+    rows from earlier runs are marked `earlier_run`: no ratio or goal compares them with rows
+    of this run (peers are compared only within one run, on one machine state)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for r in results:
         r.setdefault("measured_at", now)
@@ -316,6 +318,7 @@ def merge_previous(path: Path, results: list[dict[str, Any]]) -> list[dict[str, 
     kept = [r for r in previous if (r.get("size"), r.get("contender")) not in fresh]
     for r in kept:
         r.setdefault("measured_at", payload.get("finished"))
+        r["earlier_run"] = True
     return sorted(kept + results, key=lambda r: (r["size"], CONTENDERS.index(r["contender"])))
 
 
@@ -326,7 +329,14 @@ def _ratios(results: list[dict[str, Any]]) -> None:
     for runs in by_size.values():
         base = runs.get("embedded")
         for r in runs.values():
-            r["ratio_vs_embedded"] = r["seconds"] / base["seconds"] if base else None
+            same_run = base is not None and _same_run(base, r)
+            r["ratio_vs_embedded"] = r["seconds"] / base["seconds"] if base and same_run else None
+
+
+def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return bool(a.get("earlier_run")) == bool(b.get("earlier_run")) and (
+        not a.get("earlier_run") or a.get("measured_at") == b.get("measured_at")
+    )
 
 
 def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -339,7 +349,7 @@ def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         emb = runs.get("embedded")
         if not emb:
             continue
-        if "spark" in runs:
+        if "spark" in runs and _same_run(emb, runs["spark"]):
             v = runs["spark"]["seconds"] / emb["seconds"]
             out.append(
                 {
@@ -349,7 +359,7 @@ def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "met": v >= 5,
                 }
             )
-        if "floor" in runs:
+        if "floor" in runs and _same_run(emb, runs["floor"]):
             v = emb["seconds"] / runs["floor"]["seconds"]
             out.append({"size": size, "goal": "<= 2x the floor", "value": f"{v:.2f}x", "met": v <= 2})
         if size >= 10_000_000:
@@ -364,7 +374,7 @@ def _fmt_row(r: dict[str, Any]) -> list[str]:
     ratio = r.get("ratio_vs_embedded")
     return [
         f"{r['size']:,}",
-        r["contender"],
+        r["contender"] + (f" (earlier run, {r.get('measured_at')})" if r.get("earlier_run") else ""),
         f"{r['rows']:,}",
         f"{r['seconds']:.1f}",
         f"{r['wall_seconds']:.1f}",

@@ -89,7 +89,7 @@ class BronzeSettings(_Model):
 class SilverSettings(_Model):
     chunk_rows: int = Field(1_000_000, ge=1)
     base_currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    duckdb_memory_limit: str = Field("512MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
+    duckdb_memory_limit: str = Field("768MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
     future_tolerance_hours: int = Field(24, ge=0)
 
 

@@ -28,7 +28,10 @@ SOURCE = "bronze.events"
 EVENTS = "silver.events"
 QUARANTINE = "silver.quarantine_events"
 APP_ID = "silver<-bronze.events"
-WRITE_BATCH_ROWS = 250_000
+# Rows per Arrow batch between DuckDB and the Delta writer. Every batch is alive up to three times
+# at once (DuckDB's export, the insert-only copy, the writer's buffer): 64k rows keep that near
+# 100 MB, which leaves DuckDB the memory to classify a chunk without spilling to disk.
+WRITE_BATCH_ROWS = 65_536
 # silver.events columns with (nearly) one value per row: written without a Parquet dictionary.
 DISTINCT_COLUMNS = (
     "event_id",
