@@ -40,13 +40,28 @@ PIPELINES = Path(__file__).resolve().parents[1]
 REPO = PIPELINES.parent
 
 
-@pytest.fixture(scope="module")
-def broker(settings_factory: Any) -> Iterator[LocalKafka]:
-    """A memory-storage broker for this module, on a free port; stopped (by pid) at the end."""
+def _require_broker() -> None:
     try:
         find_tansu()
     except ServiceError as exc:
         pytest.skip(f"Kafka broker not available: {exc}")
+
+
+def _own_broker(settings_factory: Any, overrides: dict[str, Any], state_name: str) -> tuple[Any, LocalKafka]:
+    """Settings and a broker of the test's own (not started; the test restarts it), on a free port."""
+    _require_broker()
+    settings = settings_factory(
+        {"streaming.broker_port": free_port(), "streaming.topic": "user-events", **overrides}
+    )
+    svc = LocalKafka.from_settings(settings)
+    svc.base = settings.state_path / state_name
+    return settings, svc
+
+
+@pytest.fixture(scope="module")
+def broker(settings_factory: Any) -> Iterator[LocalKafka]:
+    """A memory-storage broker for this module, on a free port; stopped (by pid) at the end."""
+    _require_broker()
     svc = LocalKafka.from_settings(settings_factory({"streaming.broker_port": free_port()}))
     svc.start()
     try:
@@ -425,20 +440,12 @@ def test_broker_restart_on_s3_storage_loses_and_repeats_nothing(
 ) -> None:
     """s3:// broker storage on the session SeaweedFS: SIGKILL the broker between two produce +
     drain rounds; the topic (and its offsets) survive and bronze holds every offset once."""
-    try:
-        find_tansu()
-    except ServiceError as exc:
-        pytest.skip(f"Kafka broker not available: {exc}")
-    settings = settings_factory(
-        {
-            "streaming.broker_port": free_port(),
-            "streaming.broker_storage": "s3",
-            "streaming.broker_bucket": f"tansu-{uuid.uuid4().hex[:8]}",
-            "streaming.topic": "user-events",
-        }
+    bucket = f"tansu-{uuid.uuid4().hex[:8]}"
+    settings, svc = _own_broker(
+        settings_factory,
+        {"streaming.broker_storage": "s3", "streaming.broker_bucket": bucket},
+        f"kafka-{bucket}",
     )
-    svc = LocalKafka.from_settings(settings)
-    svc.base = settings.state_path / f"kafka-{svc.bucket}"
     svc.start()
     try:
         producer.produce(settings, 600, None, seed=79)
@@ -507,19 +514,9 @@ def test_memory_broker_restart_is_an_error_until_offsets_restart(
     for them; restarting the offsets reads the new topic whole, once."""
     from lakehouse.errors import LakehouseError
 
-    try:
-        find_tansu()
-    except ServiceError as exc:
-        pytest.skip(f"Kafka broker not available: {exc}")
-    settings = settings_factory(
-        {
-            "streaming.broker_port": free_port(),
-            "streaming.topic": "user-events",
-            "postgres.serving_db": pg_conn.info.dbname,
-        }
+    settings, svc = _own_broker(
+        settings_factory, {"postgres.serving_db": pg_conn.info.dbname}, "kafka-memory"
     )
-    svc = LocalKafka.from_settings(settings)
-    svc.base = settings.state_path / "kafka-memory"
     svc.start()
     try:
         producer.produce(settings, 900, None, seed=81)
