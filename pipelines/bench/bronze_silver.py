@@ -329,14 +329,13 @@ def _ratios(results: list[dict[str, Any]]) -> None:
     for runs in by_size.values():
         base = runs.get("embedded")
         for r in runs.values():
-            same_run = base is not None and _same_run(base, r)
-            r["ratio_vs_embedded"] = r["seconds"] / base["seconds"] if base and same_run else None
+            compared = base is not None and _same_run(base, r)
+            r["ratio_vs_embedded"] = r["seconds"] / base["seconds"] if base and compared else None
 
 
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return bool(a.get("earlier_run")) == bool(b.get("earlier_run")) and (
-        not a.get("earlier_run") or a.get("measured_at") == b.get("measured_at")
-    )
+    """Every row of one run carries that run's `measured_at` (set in `merge_previous`)."""
+    return a.get("measured_at") == b.get("measured_at")
 
 
 def goals(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
