@@ -24,6 +24,9 @@ DEMO_DEPS :=
 -include dbt/dbt.mk
 -include dags/airflow.mk
 -include pipelines/streaming.mk
+-include pipelines/jvm/jvm.mk
+-include pipelines/serving.mk
+-include dashboards/dashboards.mk
 
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
 
@@ -55,15 +58,16 @@ services-down: setup ## Stop the local services this project started
 test: test-pipelines test-terraform test-ansible ## Run the whole test suite (slow integration tests included)
 
 test-pipelines: setup $(PIPELINE_TEST_DEPS) ## Run the pipeline package's tests (real PostgreSQL, SeaweedFS, PySpark)
-	cd pipelines && $(PYTEST) -q
+	cd pipelines && LAKEHOUSE_TESTS_STRICT=1 $(PYTEST) -q --durations=15
 
 test-fast: setup $(PIPELINE_TEST_DEPS) ## Pipeline tests without the slow integration ones
 	cd pipelines && $(PYTEST) -q -m "not slow"
 
 lint: lint-python lint-terraform lint-ansible $(LINT_DEPS) ## Run every linter
 
-lint-python: setup ## ruff and mypy over the pipeline package
+lint-python: setup ## ruff, mypy and the import contract (lint-imports) over the pipeline package
 	cd pipelines && $(VENV)/bin/ruff check src tests bench && $(VENV)/bin/ruff format --check src tests bench && $(VENV)/bin/mypy
+	cd pipelines && $(VENV)/bin/lint-imports --no-cache
 
 fmt: setup ## Format Python code with ruff
 	cd pipelines && $(VENV)/bin/ruff format src tests bench && $(VENV)/bin/ruff check --fix src tests bench
@@ -72,8 +76,9 @@ bench: setup ## Benchmarks: bronze->silver on 1M and 10M events vs PySpark local
 	cd pipelines && $(VENV)/bin/python -m bench.bronze_silver $(BENCH_ARGS)
 
 clean: ## Stop local services and remove the local state, lake and virtualenvs
+	-@[ -x $(VENV)/bin/python ] && $(VENV)/bin/python dashboards/local.py stop || true
 	-@[ -x $(LAKEHOUSE) ] && $(LAKEHOUSE) services stop || true
 	-@bash dags/airflow-local.sh stop 2>/dev/null || true
-	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible .venv-dbt .venv-airflow pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
+	rm -rf $(STATE) $(VENV) .venv-terraform .venv-ansible .venv-dbt .venv-airflow .venv-superset dashboards/browser/node_modules pipelines/.pytest_cache pipelines/.mypy_cache pipelines/.ruff_cache
 
 

@@ -24,7 +24,7 @@ declare -A ARGS=([scheduler]="--skip-serve-logs" [triggerer]="--skip-serve-logs"
 
 pg_port() {
   "$ROOT/.venv/bin/python" - <<'PY'
-from lakehouse.config import load_settings
+from lakehouse.core.settings import load_settings
 print(load_settings().postgres.port)
 PY
 }

@@ -240,12 +240,15 @@ variable "storage_nodes" {
 
 variable "libvirt_uri" {
   type        = string
-  description = "libvirt connection URI: qemu:///system when terraform runs on the KVM host, qemu+ssh://user@host/system from another machine."
+  description = "libvirt connection URI: qemu:///system when tofu runs on the KVM host, qemu+ssh://user@host/system from another machine; test:///default (libvirt's built-in test driver, no real VMs) for a dry run."
   default     = "qemu:///system"
 
   validation {
-    condition     = can(regex("^qemu(\\+(ssh|tcp|tls|unix))?://[^\\s]*/system(\\?\\S*)?$", var.libvirt_uri))
-    error_message = "libvirt_uri must be a qemu system URI such as qemu:///system or qemu+ssh://admin@kvm-host/system."
+    condition = (
+      can(regex("^qemu(\\+(ssh|tcp|tls|unix))?://[^\\s]*/system(\\?\\S*)?$", var.libvirt_uri)) ||
+      can(regex("^test(\\+unix)?:///default(\\?\\S*)?$", var.libvirt_uri))
+    )
+    error_message = "libvirt_uri must be a qemu system URI such as qemu:///system or qemu+ssh://admin@kvm-host/system (or test:///default, libvirt's test driver)."
   }
 }
 

@@ -26,7 +26,7 @@ command that builds or tests nodes the library's events from manifest.json + run
 data-quality assertions per tested dataset), children of that job run, then the
 job's COMPLETE (or FAIL). dbt reads the silver tables in place (sources are `delta_scan(...)`), so
 a source dataset is named like the pipeline names the Delta table it reads (file:<path> or
-s3://<bucket>/<key>, see lakehouse.lineage.dataset) with dbt's own name kept as a symlink; that
+s3://<bucket>/<key>, see lakehouse.core.lineage.dataset) with dbt's own name kept as a symlink; that
 joins the pipeline's silver outputs to the dbt models' inputs. Events go to `lineage.file` (file
 transport, JSON lines) or, without one, wherever the OpenLineage client's own configuration says
 (OPENLINEAGE_URL / OPENLINEAGE_CONFIG: Marquez on the cluster). Lineage never fails the run.
@@ -56,7 +56,7 @@ def _exit_code(result: Any) -> int:
 
 
 def _lake_dataset(location: str) -> tuple[str, str]:
-    """OpenLineage (namespace, name) of a lake path, as lakehouse.lineage.dataset names it."""
+    """OpenLineage (namespace, name) of a lake path, as lakehouse.core.lineage.dataset names it."""
     if location.startswith("s3://"):
         bucket, _, key = location.removeprefix("s3://").partition("/")
         return f"s3://{bucket}", key

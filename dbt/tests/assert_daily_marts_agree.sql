@@ -1,17 +1,17 @@
 -- The daily marts are different cuts of the same events: they must agree day by day.
 with
 
-dau as (select * from {{ ref('daily_active_users') }}),
-conversion as (select * from {{ ref('conversion_rate_daily') }}),
+dau as (select * from {{ ref('agg_daily_active_users') }}),
+conversion as (select * from {{ ref('agg_conversion_rate_daily') }}),
 per_source as (
-    select event_date, sum(event_count) as events from {{ ref('events_per_source_daily') }} group by 1
+    select event_date, sum(event_count) as events from {{ ref('agg_events_per_source_daily') }} group by 1
 ),
 per_page as (
-    select event_date, sum(purchase_count) as purchases from {{ ref('purchases_per_page_daily') }} group by 1
+    select event_date, sum(purchase_count) as purchases from {{ ref('agg_purchases_per_page_daily') }} group by 1
 ),
 per_minute as (
     select cast(window_start as date) as event_date, sum(orders) as purchases
-    from {{ ref('kpis_per_minute') }} group by 1
+    from {{ ref('agg_kpis_per_minute') }} group by 1
 )
 
 select dau.event_date, 'dau differs' as problem

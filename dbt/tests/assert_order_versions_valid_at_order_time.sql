@@ -12,6 +12,5 @@ from facts
 join customers on facts.customer_version_key = customers.customer_version_key
 join first_customer on facts.customer_id = first_customer.customer_id
 where (facts.customer_version_at_order_time
-        and not (customers.valid_from <= facts.order_ts
-                 and (customers.valid_to is null or facts.order_ts < customers.valid_to)))
+        and not {{ valid_at('customers', 'facts.order_ts') }})
    or (not facts.customer_version_at_order_time and facts.order_ts >= first_customer.first_from)

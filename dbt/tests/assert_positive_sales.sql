@@ -1,7 +1,7 @@
--- Seed 001's assert_positive_sales: no category has negative revenue or units on any day,
+-- No category has negative revenue or units on any day,
 -- and every non-cancelled order line has a positive amount.
-select 'sales_by_category' as model, category as key, revenue as value
-from {{ ref('sales_by_category') }}
+select 'agg_sales_by_category' as model, category as key, revenue as value
+from {{ ref('agg_sales_by_category') }}
 where revenue < 0 or units <= 0
 
 union all

@@ -42,7 +42,7 @@ GOLD = r"(gold_build|gate_gold|gold_publish|dbt\..*)"
 
 
 def _free_port() -> int:
-    from lakehouse.services.base import free_port
+    from lakehouse.services.process import free_port
 
     return free_port()
 
@@ -107,10 +107,10 @@ def command_seconds(log: str) -> dict[str, float]:
 def run(events: int | None, skip_gold: bool) -> dict[str, Any]:
     import yaml
 
-    from lakehouse import jobs
-    from lakehouse.config import load_settings
+    from lakehouse.app import jobs
+    from lakehouse.core.settings import load_settings
+    from lakehouse.core.storage import Lake
     from lakehouse.services.postgres import LocalPostgres
-    from lakehouse.storage import Lake
 
     base = load_settings("local")
     out_dir = base.state_path / "bench"

@@ -48,7 +48,7 @@ GOALS = {
 
 
 def _settings(root: Path, rows: int) -> Any:
-    from lakehouse.config import load_settings
+    from lakehouse.core.settings import load_settings
 
     return load_settings(
         "local",
@@ -64,8 +64,8 @@ def _settings(root: Path, rows: int) -> Any:
 def prepare_input(state: Path, rows: int, log: Callable[[str], None]) -> Path:
     """Landing NDJSON + bronze.events for `rows` generated events, built once and reused."""
     from lakehouse.bronze import landing
+    from lakehouse.core.storage import Lake
     from lakehouse.generator.events import EventSpec, generate_files
-    from lakehouse.storage import Lake
 
     root = state / f"input-{rows}"
     marker = root / "ready.json"
@@ -98,9 +98,9 @@ def prepare_input(state: Path, rows: int, log: Callable[[str], None]) -> Path:
 
 
 def run_embedded(input_root: Path, work: Path, rows: int) -> dict[str, Any]:
-    from lakehouse.reconcile import new_run_id
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
     from lakehouse.silver import events
-    from lakehouse.storage import Lake
 
     settings = _settings(work, rows)
     lake = Lake(settings)
@@ -108,7 +108,7 @@ def run_embedded(input_root: Path, work: Path, rows: int) -> dict[str, Any]:
     src.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(dst, src, copy_function=os.link)  # Delta files are immutable: hard links
     t0 = time.perf_counter()
-    rec = events.run(lake, settings, new_run_id())
+    rec = events.run(lake, settings.silver, new_run_id())
     seconds = time.perf_counter() - t0
     return {
         "rows": rec.rows_in,
@@ -144,8 +144,8 @@ def _bronze_files(table_dir: Path) -> list[tuple[str, int]]:
 def run_spark(input_root: Path, work: Path, rows: int) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    from lakehouse.engines import spark_engine
     from lakehouse.silver import reference
+    from lakehouse.silver.spark import events as spark_engine
 
     files = _bronze_files(input_root / "lake" / "bronze" / "events")
     spark = spark_engine.session(
@@ -191,7 +191,7 @@ def run_spark(input_root: Path, work: Path, rows: int) -> dict[str, Any]:
 def run_floor(input_root: Path, work: Path, rows: int) -> dict[str, Any]:
     import duckdb
 
-    from lakehouse.silver.events_sql import CONTRACT_FIELDS
+    from lakehouse.core.contract.events import CONTRACT_FIELDS
 
     landing = input_root / "lake" / "landing" / "events"
     columns = "{" + ", ".join(f"'{f}': 'VARCHAR'" for f in CONTRACT_FIELDS) + "}"
@@ -432,7 +432,7 @@ def report(
 
 
 def default_state() -> Path:
-    from lakehouse.config import repo_root
+    from lakehouse.core.settings import repo_root
 
     return repo_root() / ".state" / "bench"
 

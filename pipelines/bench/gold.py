@@ -34,7 +34,7 @@ EVENT_WEIGHTS = (50, 25, 9, 7, 5, 4)
 
 
 def _settings(root: Path, events: int, port: int) -> Any:
-    from lakehouse.config import load_settings
+    from lakehouse.core.settings import load_settings
 
     return load_settings(
         "local",
@@ -49,7 +49,7 @@ def _settings(root: Path, events: int, port: int) -> Any:
 
 def _synthesise_events(lake: Any, events: int, users: int, start: datetime, days: int) -> float:
     """silver.events with `events` rows, written in partitioned Delta commits; returns seconds."""
-    from lakehouse import delta
+    from lakehouse.core import delta
 
     cum, acc = [], 0
     for w in EVENT_WEIGHTS:
@@ -103,7 +103,7 @@ def _synthesise_events(lake: Any, events: int, users: int, start: datetime, days
 def _quarantine(lake: Any) -> None:
     import pyarrow as pa
 
-    from lakehouse import delta
+    from lakehouse.core import delta
 
     now = datetime.now(UTC)
     delta.append(
@@ -163,15 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lakehouse import jobs
-    from lakehouse.config import repo_root
+    from lakehouse.app import jobs
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.settings import repo_root
+    from lakehouse.core.storage import Lake
     from lakehouse.gold import build as gold_build
     from lakehouse.gold import publish
-    from lakehouse.reconcile import new_run_id
-    from lakehouse.services.base import free_port
+    from lakehouse.gold.dbt import DbtProject
     from lakehouse.services.postgres import LocalPostgres
+    from lakehouse.services.process import free_port
     from lakehouse.silver import reference
-    from lakehouse.storage import Lake
 
     console = Console(width=160)
     root = repo_root() / ".state" / "bench" / f"gold-{args.events}"
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             f"setup: {result['setup_s']}s (silver.events: {lake.table('silver.events').count():,} rows)"
         )
 
-        built = gold_build.build(settings, lake)
+        built = gold_build.build(DbtProject.from_settings(settings), lake)
         if not built.ok:
             console.print(built.run.output[-4000:], markup=False, highlight=False)
             return 1
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         result["slowest_models"] = {r.name: round(r.seconds, 2) for r in models[:5]}
         result["tests"] = sum(1 for r in built.run.results if r.resource_type in ("test", "unit_test"))
-        pub = publish.publish(settings)
+        pub = publish.publish(DbtProject.from_settings(settings))
         result["publish_s"] = round(pub.seconds, 1)
         result["published_rows"] = pub.tables
         bi_dsn = f"postgresql://{publish.bi_role()}@127.0.0.1:{settings.postgres.port}/{settings.postgres.serving_db}"

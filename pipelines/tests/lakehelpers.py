@@ -8,12 +8,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse import delta
 from lakehouse.bronze import landing
-from lakehouse.config import Settings
-from lakehouse.reconcile import Reconciliation, new_run_id
+from lakehouse.core import delta
+from lakehouse.core.reconcile import Reconciliation, new_run_id
+from lakehouse.core.settings import Settings
+from lakehouse.core.storage import Lake
 from lakehouse.silver import events as silver_events
-from lakehouse.storage import Lake
 
 
 def write_landing(lake: Lake, name: str, lines: Iterable[bytes | str | dict[str, Any]]) -> None:
@@ -30,7 +30,7 @@ def write_landing(lake: Lake, name: str, lines: Iterable[bytes | str | dict[str,
 
 def bronze_and_silver(lake: Lake, settings: Settings) -> tuple[Reconciliation, Reconciliation]:
     _, b = landing.ingest(lake, new_run_id(), settings.bronze.max_rows_per_commit)
-    s = silver_events.run(lake, settings, new_run_id())
+    s = silver_events.run(lake, settings.silver, new_run_id())
     return b, s
 
 

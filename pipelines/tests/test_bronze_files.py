@@ -8,11 +8,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakehelpers import bronze_and_silver, read, write_landing
-from lakehouse import delta
 from lakehouse.bronze import landing
-from lakehouse.reconcile import new_run_id
+from lakehouse.core import delta
+from lakehouse.core.reconcile import new_run_id
+from lakehouse.core.storage import Lake
 from lakehouse.silver import events as silver_events
-from lakehouse.storage import Lake
 
 
 def _event(i: int) -> dict[str, object]:
@@ -77,9 +77,9 @@ def test_silver_reads_the_same_rows_after_bronze_compaction(settings_factory) ->
     dt = delta.open_table(lake, "bronze.events")
     assert dt is not None
     dt.optimize.compact()
-    rec = silver_events.run(lake, settings, new_run_id())
+    rec = silver_events.run(lake, settings.silver, new_run_id())
     assert (rec.rows_in, rec.inserted, rec.duplicates, rec.quarantined) == (11, 10, 1, 0)
-    again = silver_events.run(lake, settings, new_run_id())
+    again = silver_events.run(lake, settings.silver, new_run_id())
     assert again.rows_in == 0
     ids = read(lake, "silver.events")["event_id"]
     assert len(ids) == 10 and pc.count_distinct(ids).as_py() == 10
@@ -97,7 +97,7 @@ def test_silver_falls_back_to_the_change_feed_when_bronze_is_not_append_only(set
     dt.delete("source_file = 'a.jsonl'")  # a commit that removes rows: no plain-append reading
     version = dt.version()
     assert delta.appended_files(lake, "bronze.events", 1, version) is None
-    rec = silver_events.run(lake, settings, new_run_id())
+    rec = silver_events.run(lake, settings.silver, new_run_id())
     assert (rec.rows_in, rec.inserted) == (4, 4)
     assert len(read(lake, "silver.events")) == 8
 

@@ -9,11 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.config import load_settings
-from lakehouse.errors import ConfigError
-from lakehouse.storage import Lake
+from lakehouse.core.errors import ConfigError
+from lakehouse.core.settings import load_settings
+from lakehouse.core.storage import Lake
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test states its own environment: a LAKEHOUSE_* variable left by the shell or by a
+    session-wide fixture elsewhere (the serving suite points LAKEHOUSE_CONFIG at its own file)
+    would otherwise decide which pipeline.yaml is read."""
+    for var in [v for v in os.environ if v.startswith("LAKEHOUSE_")]:
+        monkeypatch.delenv(var)
 
 
 def test_local_defaults_load_from_the_environment_file() -> None:
@@ -81,7 +90,7 @@ def test_s3_lake_without_credentials_names_the_missing_variable(
 def test_cli_reports_config_errors_in_one_line_without_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "lakehouse.cli", "tables", "--set", "generator.events=abc"],
+        [sys.executable, "-m", "lakehouse", "tables", "--set", "generator.events=abc"],
         capture_output=True,
         text=True,
         cwd=REPO,

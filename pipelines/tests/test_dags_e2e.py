@@ -24,9 +24,9 @@ import yaml
 from psycopg import sql
 
 from airflow_helpers import AIRFLOW, DBT, LAKEHOUSE, REPO, airflow_env, require_airflow
-from lakehouse import jobs
-from lakehouse.config import Settings, load_settings
-from lakehouse.storage import Lake
+from lakehouse.app import jobs
+from lakehouse.core.settings import Settings, load_settings
+from lakehouse.core.storage import Lake
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +182,7 @@ def test_full_pipeline_run(e2e: E2E) -> None:
     assert run.states["gold_publish"] == "success"
     if not e2e.gold_skip:
         pg = e2e.settings.postgres
-        with psycopg.connect(f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.serving_db}") as con:
+        with psycopg.connect(pg.serving_dsn) as con:
             marts = con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gold'"
             ).fetchone()
@@ -238,8 +238,8 @@ def _assert_dbt_model_lineage(
 ) -> None:
     """Every model of dbt's manifest: START and COMPLETE with its input and output datasets, a
     child of the gold build's job run; sources named as the lake's Delta tables that silver wrote."""
+    from lakehouse.core.lineage import dataset
     from lakehouse.gold.dbt import DbtProject
-    from lakehouse.lineage import dataset
 
     manifest = json.loads((DbtProject.from_settings(e2e.settings).target_path / "manifest.json").read_text())
     models = {uid: n for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}

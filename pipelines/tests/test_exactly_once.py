@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 import pytest
 
 from lakehelpers import read
-from lakehouse.config import Settings
-from lakehouse.storage import Lake
+from lakehouse.core.settings import Settings
+from lakehouse.core.storage import Lake
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def cli(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         "LAKEHOUSE_PG_PORT": str(settings.postgres.port),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "lakehouse.cli", *args],
+        [sys.executable, "-m", "lakehouse", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from lakehouse.config import FaultRates, load_settings
+from lakehouse.core.settings import FaultRates, load_settings
 from lakehouse.generator.events import CORRUPTIONS, EventSpec, clean_event, generate_files, generate_part
 
 

@@ -28,16 +28,18 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
-from lakehouse import delta, jobs
-from lakehouse.config import Settings
+from lakehouse.app import jobs
+from lakehouse.app.cli.check import app as check_app
+from lakehouse.app.render import report_html as report
+from lakehouse.core import delta, quality
+from lakehouse.core.reconcile import new_run_id
+from lakehouse.core.settings import Settings
+from lakehouse.core.storage import Lake
 from lakehouse.gold import build as gold_build
-from lakehouse.gold import kpis, publish, report
-from lakehouse.gold.dbt import BuildLedger, DbtError, DbtProject
-from lakehouse.quality import gate, results
-from lakehouse.quality.cli import app as check_app
-from lakehouse.reconcile import new_run_id
+from lakehouse.gold import gate, kpis, publish
+from lakehouse.gold.build_ledger import BuildLedger
+from lakehouse.gold.dbt import DbtError, DbtProject
 from lakehouse.services import LocalPostgres
-from lakehouse.storage import Lake
 
 if TYPE_CHECKING:  # the fixtures' types only (conftest is not imported at run time)
     from tests.conftest import SettingsFactory
@@ -87,14 +89,14 @@ def gold(settings_factory: SettingsFactory, pg_service: LocalPostgres) -> dict[s
     run_id = new_run_id()
     jobs.bronze(lake, settings, run_id, sources=("postgres",))
     jobs.silver(lake, settings, run_id)
-    built = gold_build.build(settings, lake)
+    built = gold_build.build(DbtProject.from_settings(settings), lake)
     assert built.ok, built.run.output[-3000:]
-    published = publish.publish(settings)
+    published = publish.publish(DbtProject.from_settings(settings))
     return {"settings": settings, "lake": lake, "build": built, "published": published}
 
 
 def _serving(settings: Settings, **kw: Any) -> psycopg.Connection[Any]:
-    return psycopg.connect(jobs.postgres_dsn(settings, settings.postgres.serving_db), **kw)
+    return psycopg.connect(settings.postgres.serving_dsn, **kw)
 
 
 def _gold_frame(settings: Settings, query: str) -> pl.DataFrame:
@@ -120,7 +122,7 @@ def test_build_runs_every_kind_of_dbt_node(gold: dict[str, Any]) -> None:
     assert {"model", "test", "unit_test", "seed"} <= kinds
     assert not run.failed and not run.skipped
     unit = [r for r in run.results if r.resource_type == "unit_test"]
-    assert len(unit) >= 3 and all(r.status == "pass" for r in unit)
+    assert len(unit) >= 17 and all(r.status == "pass" for r in unit)
     assert any(r.name == "assert_positive_sales" and r.status == "pass" for r in run.results)
     # every mart also landed as a Delta table gold.<name>
     lake = gold["lake"]
@@ -131,13 +133,13 @@ def test_build_runs_every_kind_of_dbt_node(gold: dict[str, Any]) -> None:
 def test_published_marts_equal_the_build(gold: dict[str, Any]) -> None:
     settings, published = gold["settings"], gold["published"]
     assert {
-        "daily_active_users",
-        "conversion_rate_daily",
-        "events_per_source_daily",
-        "purchases_per_page_daily",
-        "kpis_per_minute",
+        "agg_daily_active_users",
+        "agg_conversion_rate_daily",
+        "agg_events_per_source_daily",
+        "agg_purchases_per_page_daily",
+        "agg_kpis_per_minute",
         "fct_order_items",
-        "sales_by_category",
+        "agg_sales_by_category",
         "rpt_executive_summary",
         "rpt_category_ranking",
         "rpt_revenue_daily",
@@ -156,7 +158,7 @@ def test_published_marts_equal_the_build(gold: dict[str, Any]) -> None:
         ).fetchone()[0]  # type: ignore[index]
         types = dict(
             conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'gold' AND table_name = 'kpis_per_minute'"
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'gold' AND table_name = 'agg_kpis_per_minute'"
             ).fetchall()
         )
     assert pk >= 10
@@ -182,7 +184,7 @@ def test_daily_kpis_match_polars_over_silver(gold: dict[str, Any]) -> None:
     )
     got = _gold_frame(
         settings,
-        "SELECT event_date, conversion_rate, total_purchases, purchase_users, dau_count FROM gold.conversion_rate_daily ORDER BY event_date",
+        "SELECT event_date, conversion_rate, total_purchases, purchase_users, dau_count FROM gold.agg_conversion_rate_daily ORDER BY event_date",
     )
     assert got["event_date"].to_list() == expected["event_date"].to_list()
     assert got["dau_count"].to_list() == expected["dau_count"].to_list()
@@ -191,7 +193,7 @@ def test_daily_kpis_match_polars_over_silver(gold: dict[str, Any]) -> None:
     for a, b in zip(got["conversion_rate"].to_list(), expected["conversion_rate"].to_list(), strict=True):
         assert a == pytest.approx(b, rel=1e-12)
     dau = _gold_frame(
-        settings, "SELECT event_date, dau_count FROM gold.daily_active_users ORDER BY event_date"
+        settings, "SELECT event_date, dau_count FROM gold.agg_daily_active_users ORDER BY event_date"
     )
     assert dau["dau_count"].to_list() == expected["dau_count"].to_list()
     assert expected["total_purchases"].sum() > 0
@@ -200,7 +202,9 @@ def test_daily_kpis_match_polars_over_silver(gold: dict[str, Any]) -> None:
 def test_per_source_and_per_page_match_polars(gold: dict[str, Any]) -> None:
     settings, ev = gold["settings"], _silver_events(gold["lake"])
     per_source = ev.group_by("event_date", pl.col("source").fill_null("unknown")).len("event_count")
-    got = _gold_frame(settings, "SELECT event_date, source, event_count FROM gold.events_per_source_daily")
+    got = _gold_frame(
+        settings, "SELECT event_date, source, event_count FROM gold.agg_events_per_source_daily"
+    )
     assert _rows(got, ["event_date", "source"], "event_count") == _rows(
         per_source, ["event_date", "source"], "event_count"
     )
@@ -209,7 +213,9 @@ def test_per_source_and_per_page_match_polars(gold: dict[str, Any]) -> None:
         .group_by("event_date", pl.col("page").fill_null("unknown"))
         .len("purchase_count")
     )
-    got = _gold_frame(settings, "SELECT event_date, page, purchase_count FROM gold.purchases_per_page_daily")
+    got = _gold_frame(
+        settings, "SELECT event_date, page, purchase_count FROM gold.agg_purchases_per_page_daily"
+    )
     assert _rows(got, ["event_date", "page"], "purchase_count") == _rows(
         per_page, ["event_date", "page"], "purchase_count"
     )
@@ -230,7 +236,7 @@ def test_kpis_per_minute_match_polars(gold: dict[str, Any]) -> None:
         pl.col("user_id").filter(pl.col("event_type") == "page_view").n_unique().alias("view_users"),
         pl.col("user_id").n_unique().alias("active_users"),
     )
-    got = _gold_frame(settings, "SELECT * FROM gold.kpis_per_minute")
+    got = _gold_frame(settings, "SELECT * FROM gold.agg_kpis_per_minute")
     assert got.height == expected.height
     exp = {r["window_start"]: r for r in expected.iter_rows(named=True)}
     for r in got.iter_rows(named=True):
@@ -286,18 +292,18 @@ def test_orders_fact_is_point_in_time_and_revenue_reconciles(gold: dict[str, Any
     revenue = _gold_frame(settings, "SELECT sum(revenue) AS r FROM gold.rpt_revenue_daily")["r"][0]
     expected = fact.filter(pl.col("order_status") != "cancelled")["line_amount_base"].sum()
     assert Decimal(revenue) == Decimal(expected)
-    summary = kpis.headline(settings)
+    summary = kpis.headline(settings.postgres)
     assert Decimal(summary.summary["total_revenue"]) == Decimal(expected)
 
 
 def test_gold_gate_passes_and_keeps_history(gold: dict[str, Any]) -> None:
     settings, lake = gold["settings"], gold["lake"]
-    rep = gate.run_gate(settings, "gold", lake)
+    rep = gate.run_gate(DbtProject.from_settings(settings), "gold", lake)
     assert rep.passed, [(r.check_name, r.message) for r in rep.blocking]
     assert rep.published
     kinds = {r.kind for r in rep.results}
     assert {"dbt_test", "unit_test"} <= kinds
-    stored = pl.read_delta(lake.table_uri(results.TABLE)).filter(pl.col("run_id") == rep.run_id)
+    stored = pl.read_delta(lake.table_uri(quality.TABLE)).filter(pl.col("run_id") == rep.run_id)
     assert stored.height == len(rep.results)
     with _serving(settings) as conn:
         n = conn.execute(
@@ -305,7 +311,7 @@ def test_gold_gate_passes_and_keeps_history(gold: dict[str, Any]) -> None:
         ).fetchone()[0]  # type: ignore[index]
     assert n == len(rep.results)
     # `dbt test` replaced run_results.json; publication still follows the last build's results
-    assert publish.publish(settings).tables == gold["published"].tables
+    assert publish.publish(DbtProject.from_settings(settings)).tables == gold["published"].tables
 
 
 def _checks(rep: gate.GateReport) -> list[tuple[str, str, str, str, int]]:
@@ -318,12 +324,12 @@ def test_gold_gate_reuses_the_build_results_while_nothing_changed(
     settings, lake = gold["settings"], gold["lake"]
     ledger = BuildLedger.load(DbtProject.from_settings(settings))
     assert ledger is not None and len(ledger.expected) >= 50
-    rerun = gate.run_gate(settings, "gold", lake, publish=False, rerun=True)
+    rerun = gate.run_gate(DbtProject.from_settings(settings), "gold", lake, publish=False, rerun=True)
     assert rerun.notes == ["dbt tests run again (--rerun)"] and rerun.passed
     # `dbt test` wrote nothing to gold.duckdb: the build's results still stand
     with monkeypatch.context() as m:
         m.setenv("LAKEHOUSE_DBT", str(tmp_path / "no-dbt"))  # the gate must not need dbt at all
-        reused = gate.run_gate(settings, "gold", lake, publish=False)
+        reused = gate.run_gate(DbtProject.from_settings(settings), "gold", lake, publish=False)
     assert "not run again" in reused.notes[0], reused.notes
     assert _checks(reused) == _checks(rerun)  # the same checks, with the same outcome
     assert len(reused.results) == len(ledger.expected)
@@ -334,13 +340,13 @@ def test_gold_gate_reuses_per_model_builds(gold: dict[str, Any]) -> None:
     settings, lake = gold["settings"], gold["lake"]
     project = DbtProject.from_settings(settings)
     before = BuildLedger.load(project)
-    built = gold_build.build(settings, lake, select=["daily_active_users"])
+    built = gold_build.build(DbtProject.from_settings(settings), lake, select=["agg_daily_active_users"])
     assert built.ok and built.tables == {}
     after = BuildLedger.load(project)
     assert before is not None and after is not None
     assert after.database != before.database and len(after.invocations) == len(before.invocations) + 1
     assert set(after.nodes) == set(before.nodes)
-    rep = gate.run_gate(settings, "gold", lake, publish=False)
+    rep = gate.run_gate(DbtProject.from_settings(settings), "gold", lake, publish=False)
     assert rep.passed and "not run again" in rep.notes[0], rep.notes
 
 
@@ -359,12 +365,12 @@ def test_gold_gate_fails_on_the_builds_failing_test(
     )
     monkeypatch.setenv("LAKEHOUSE_DBT_PROJECT", str(failing))
     other = settings.model_copy(update={"state_dir": str(tmp_path / "state")})  # its own gold.duckdb
-    built = gold_build.build(other, lake)
+    built = gold_build.build(DbtProject.from_settings(other), lake)
     assert not built.ok and [r.name for r in built.run.failed] == ["assert_no_order_items"]
     assert built.tables == {}  # nothing exported after a failing build
     with monkeypatch.context() as m:
         m.setenv("LAKEHOUSE_DBT", str(tmp_path / "no-dbt"))  # the gate decides from the build's results
-        rep = gate.run_gate(other, "gold", lake, publish=False)
+        rep = gate.run_gate(DbtProject.from_settings(other), "gold", lake, publish=False)
         assert "not run again" in rep.notes[0], rep.notes
         assert not rep.passed and [r.check_name for r in rep.blocking] == ["dbt:assert_no_order_items"]
         with pytest.raises(gate.QualityGateError, match="quality gate 'gold' failed"):
@@ -383,14 +389,14 @@ def test_gold_gate_fails_on_the_builds_failing_test(
         # the project changed after the build: its results no longer stand, dbt has to run
         (failing / "tests" / "assert_no_order_items.sql").write_text("select 1 as x where false\n")
         with pytest.raises(DbtError, match="dbt not found"):
-            gate.run_gate(other, "gold", lake, publish=False)
+            gate.run_gate(DbtProject.from_settings(other), "gold", lake, publish=False)
 
 
 def test_gold_gate_runs_the_tests_again_after_gold_changed(gold: dict[str, Any]) -> None:
     settings, lake = gold["settings"], gold["lake"]
-    run = DbtProject.from_settings(settings).run(lake, ["run", "--select", "sales_by_category"])
+    run = DbtProject.from_settings(settings).run(lake, ["run", "--select", "agg_sales_by_category"])
     assert run.ok  # gold.duckdb written outside a gold build
-    rep = gate.run_gate(settings, "gold", lake, publish=False)
+    rep = gate.run_gate(DbtProject.from_settings(settings), "gold", lake, publish=False)
     assert rep.passed and rep.notes == ["dbt tests run again (gold.duckdb changed after the last gold build)"]
     assert {"dbt_test", "unit_test"} <= {r.kind for r in rep.results}
 
@@ -398,11 +404,11 @@ def test_gold_gate_runs_the_tests_again_after_gold_changed(gold: dict[str, Any])
 def test_silver_gate_runner_matches_plain_dbt(gold: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """The silver gate's two dbt commands in one dbt process give what two `dbt` processes give."""
     settings, lake = gold["settings"], gold["lake"]
-    one = gate.run_gate(settings, "silver", lake, publish=False)
+    one = gate.run_gate(DbtProject.from_settings(settings), "silver", lake, publish=False)
     kinds = {r.kind for r in one.results}
     assert one.passed and {"contract", "dbt_test", "freshness"} <= kinds, kinds
     monkeypatch.setenv("LAKEHOUSE_DBT_RUNNER", "off")
-    plain = gate.run_gate(settings, "silver", lake, publish=False)
+    plain = gate.run_gate(DbtProject.from_settings(settings), "silver", lake, publish=False)
     assert _checks(plain) == _checks(one)
 
 
@@ -411,16 +417,16 @@ def test_bi_role_reads_gold_only_and_cannot_write(gold: dict[str, Any], pg_servi
     settings = gold["settings"]
     role = publish.bi_role()
     with _serving(settings, autocommit=True) as owner:  # a table outside gold the BI role must not read
-        owner.execute(results.PG_DDL)  # type: ignore[arg-type]
+        owner.execute(quality.PG_DDL)  # type: ignore[arg-type]
     dsn = f"postgresql://{role}@127.0.0.1:{settings.postgres.port}/{settings.postgres.serving_db}"
     with psycopg.connect(dsn, autocommit=True) as bi:
-        assert bi.execute("SELECT count(*) FROM gold.daily_active_users").fetchone()[0] > 0  # type: ignore[index]
+        assert bi.execute("SELECT count(*) FROM gold.agg_daily_active_users").fetchone()[0] > 0  # type: ignore[index]
         denied = [
-            "INSERT INTO gold.daily_active_users (event_date, dau_count) VALUES ('1999-01-01', 1)",
-            "UPDATE gold.kpis_per_minute SET orders = 0",
+            "INSERT INTO gold.agg_daily_active_users (event_date, dau_count) VALUES ('1999-01-01', 1)",
+            "UPDATE gold.agg_kpis_per_minute SET orders = 0",
             "DELETE FROM gold.fct_order_items",
             "CREATE TABLE gold.mine (x int)",
-            "DROP TABLE gold.daily_active_users",
+            "DROP TABLE gold.agg_daily_active_users",
             "SELECT count(*) FROM ops.quality_results",
         ]
         for stmt in denied:
@@ -429,7 +435,9 @@ def test_bi_role_reads_gold_only_and_cannot_write(gold: dict[str, Any], pg_servi
         # even with read-only transactions switched off, the privileges say no
         bi.execute("SET default_transaction_read_only = off")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            bi.execute("INSERT INTO gold.daily_active_users (event_date, dau_count) VALUES ('1999-01-01', 1)")
+            bi.execute(
+                "INSERT INTO gold.agg_daily_active_users (event_date, dau_count) VALUES ('1999-01-01', 1)"
+            )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             bi.execute("CREATE TABLE public.mine (x int)")
     source_dsn = f"postgresql://{role}@127.0.0.1:{settings.postgres.port}/{settings.postgres.source_db}"
@@ -442,10 +450,10 @@ def test_bi_role_reads_gold_only_and_cannot_write(gold: dict[str, Any], pg_servi
 
 def test_swap_is_atomic_for_a_concurrent_reader(gold: dict[str, Any]) -> None:
     settings = gold["settings"]
-    full = gold["published"].tables["kpis_per_minute"]
+    full = gold["published"].tables["agg_kpis_per_minute"]
     with _serving(settings, autocommit=True) as conn:  # make the served copy differ from the build
         conn.execute(
-            "DELETE FROM gold.kpis_per_minute WHERE window_start IN (SELECT window_start FROM gold.kpis_per_minute ORDER BY 1 LIMIT 100)"
+            "DELETE FROM gold.agg_kpis_per_minute WHERE window_start IN (SELECT window_start FROM gold.agg_kpis_per_minute ORDER BY 1 LIMIT 100)"
         )
     seen: list[int] = []
     errors: list[BaseException] = []
@@ -455,7 +463,7 @@ def test_swap_is_atomic_for_a_concurrent_reader(gold: dict[str, Any]) -> None:
         try:
             with _serving(settings, autocommit=True) as conn:
                 while not stop.is_set():
-                    seen.append(conn.execute("SELECT count(*) FROM gold.kpis_per_minute").fetchone()[0])  # type: ignore[index]
+                    seen.append(conn.execute("SELECT count(*) FROM gold.agg_kpis_per_minute").fetchone()[0])  # type: ignore[index]
         except BaseException as exc:
             errors.append(exc)
 
@@ -463,7 +471,7 @@ def test_swap_is_atomic_for_a_concurrent_reader(gold: dict[str, Any]) -> None:
     thread.start()
     try:
         for _ in range(2):
-            publish.publish(settings)
+            publish.publish(DbtProject.from_settings(settings))
     finally:
         stop.set()
         thread.join(30)
@@ -478,12 +486,12 @@ def test_publish_refuses_a_failed_build(gold: dict[str, Any], tmp_path: Path) ->
     (tmp_path / "target").mkdir()
     shutil.copy(project.target_path / "manifest.json", tmp_path / "target" / "manifest.json")
     with pytest.raises(publish.PublishError, match="run `lakehouse gold build` first"):
-        publish.publish(gold["settings"], fake)
+        publish.publish(fake)
     data = project.build_results_path.read_text()
     assert '"status": "pass"' in data
     fake.build_results_path.write_text(data.replace('"status": "pass"', '"status": "fail"', 1))
     with pytest.raises(publish.PublishError, match="quality gate"):
-        publish.publish(gold["settings"], fake)
+        publish.publish(fake)
 
 
 # -- contracts and gates -------------------------------------------------------------------------
@@ -491,7 +499,7 @@ def test_contract_fails_loudly_on_type_drift(gold: dict[str, Any], tmp_path: Pat
     project = DbtProject.from_settings(gold["settings"])
     drifted = tmp_path / "dbt"
     shutil.copytree(project.project_dir, drifted, ignore=shutil.ignore_patterns("target", "logs"))
-    model = drifted / "models" / "marts" / "events" / "daily_active_users.sql"
+    model = drifted / "models" / "marts" / "events" / "agg_daily_active_users.sql"
     model.write_text(
         model.read_text().replace("count(*) as dau_count", "cast(count(*) as varchar) as dau_count")
     )
@@ -499,7 +507,7 @@ def test_contract_fails_loudly_on_type_drift(gold: dict[str, Any], tmp_path: Pat
     work.mkdir()
     shutil.copy(project.duckdb_path, work / "gold.duckdb")
     trial = replace(project, project_dir=drifted, work_dir=work)
-    run = trial.run(gold["lake"], ["run", "--select", "daily_active_users"])
+    run = trial.run(gold["lake"], ["run", "--select", "agg_daily_active_users"])
     assert run.returncode == 1 and not run.ok
     assert "contract" in run.output.lower() and "dau_count" in run.output
     assert "varchar" in run.output.lower() and "bigint" in run.output.lower()

@@ -1,4 +1,4 @@
-"""OpenLineage events of the pipeline's own jobs (lakehouse.lineage), through the real
+"""OpenLineage events of the pipeline's own jobs (lakehouse.core.lineage), through the real
 openlineage-python client and its file transport."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from lakehouse import delta, jobs, lineage
+from lakehouse.app import jobs
+from lakehouse.core import delta, lineage
+from lakehouse.core.reconcile import new_run_id
+from lakehouse.core.storage import Lake
 from lakehouse.maintenance import ops
-from lakehouse.reconcile import new_run_id
-from lakehouse.storage import Lake
 
 
 def _events(path: Path) -> list[dict]:
@@ -100,7 +101,7 @@ def test_maintenance_emits_lineage(settings_factory, lineage_file: Path) -> None
     settings = settings_factory()
     lake = Lake(settings)
     delta.append(lake, "silver.m", pa.table({"x": [1]}))
-    ops.maintain(lake, settings, new_run_id())
+    jobs.maintain(lake, settings, new_run_id())
     events = _events(lineage_file)
     assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
     assert events[-1]["job"]["name"] == "lakehouse.maintenance"
@@ -144,17 +145,26 @@ def test_dbt_runs_use_the_pipelines_transport(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OPENLINEAGE_NAMESPACE", "lakehouse-test")
     settings = settings_factory()
-    default = lineage.dbt_spec(settings, "lakehouse.gold.build")
+    default = lineage.dbt_spec(
+        lineage.namespace(settings), lineage.events_file(settings), "lakehouse.gold.build"
+    )
     assert default == {
         "job": "lakehouse.gold.build",
         "namespace": "lakehouse-test",
         "file": str(lineage.events_file(settings)),
     }
     monkeypatch.setenv("OPENLINEAGE_URL", "http://127.0.0.1:5000")
-    spec = lineage.dbt_spec(settings, "lakehouse.gold.build")
+    spec = lineage.dbt_spec(
+        lineage.namespace(settings), lineage.events_file(settings), "lakehouse.gold.build"
+    )
     assert spec is not None and spec["file"] is None  # Marquez: the client's own configuration
     monkeypatch.setenv("LAKEHOUSE_LINEAGE_FILE", str(tmp_path / "x.jsonl"))
-    spec = lineage.dbt_spec(settings, "lakehouse.gold.build")
+    spec = lineage.dbt_spec(
+        lineage.namespace(settings), lineage.events_file(settings), "lakehouse.gold.build"
+    )
     assert spec is not None and spec["file"] == str(tmp_path / "x.jsonl")  # an explicit file wins
     monkeypatch.setenv("LAKEHOUSE_LINEAGE", "off")
-    assert lineage.dbt_spec(settings, "lakehouse.gold.build") is None
+    assert (
+        lineage.dbt_spec(lineage.namespace(settings), lineage.events_file(settings), "lakehouse.gold.build")
+        is None
+    )

@@ -11,12 +11,15 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from lakehouse import delta, jobs
-from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
-from lakehouse.maintenance import cli, ops
-from lakehouse.reconcile import new_run_id
-from lakehouse.storage import Lake
+from lakehouse.app import jobs
+from lakehouse.app.cli import maintain as cli
+from lakehouse.core import delta
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.reconcile import new_run_id
+from lakehouse.core.settings import Settings
+from lakehouse.core.storage import Lake
+from lakehouse.generator import landing
+from lakehouse.maintenance import ops
 
 
 def _small_lake(settings_factory, **extra: object) -> tuple[Settings, Lake]:
@@ -44,7 +47,7 @@ def test_compact_reports_files_and_keeps_rows(settings_factory) -> None:
     lake = Lake(settings)
     _many_small_commits(lake, "gold.small", 6)
     before = lake.table("gold.small").to_pyarrow_table().sort_by("k")
-    res = ops.optimize(lake, settings, "gold.small")
+    res = ops.optimize(lake, settings.maintenance, "gold.small")
     assert res.operation == "compact"
     assert (res.files_before, res.files_removed, res.files_added, res.files_after) == (6, 6, 1, 1)
     assert res.version_after == res.version_before + 1
@@ -59,29 +62,29 @@ def test_zorder_only_for_large_configured_tables(settings_factory) -> None:
     lake = Lake(settings)
     _many_small_commits(lake, "gold.big", 4)
     _many_small_commits(lake, "gold.other", 4)
-    assert ops.optimize(lake, settings, "gold.big").operation == "zorder"
-    assert ops.optimize(lake, settings, "gold.other").operation == "compact"
+    assert ops.optimize(lake, settings.maintenance, "gold.big").operation == "zorder"
+    assert ops.optimize(lake, settings.maintenance, "gold.other").operation == "compact"
     # above the size threshold: plain compaction even when configured
     big_min = settings.model_copy(
         update={"maintenance": settings.maintenance.model_copy(update={"zorder_min_mb": 1024})}
     )
     _many_small_commits(lake, "gold.big", 2)
-    assert ops.optimize(lake, big_min, "gold.big").operation == "compact"
+    assert ops.optimize(lake, big_min.maintenance, "gold.big").operation == "compact"
     history = lake.table("gold.big").history()
     assert any(h["operation"] == "OPTIMIZE" and "zOrder" in json.dumps(h) for h in history)
     bad = settings.model_copy(
         update={"maintenance": settings.maintenance.model_copy(update={"zorder": {"gold.big": ["nope"]}})}
     )
     with pytest.raises(LakehouseError, match="no column"):
-        ops.optimize(lake, bad, "gold.big")
+        ops.optimize(lake, bad.maintenance, "gold.big")
 
 
 def test_vacuum_retention_from_config(settings_factory) -> None:
     keep = settings_factory()  # 168 h from environments/local/pipeline.yaml
     lake = Lake(keep)
     _many_small_commits(lake, "gold.v", 5)
-    ops.optimize(lake, keep, "gold.v")
-    kept = ops.vacuum(lake, keep, "gold.v")
+    ops.optimize(lake, keep.maintenance, "gold.v")
+    kept = ops.vacuum(lake, keep.maintenance, "gold.v")
     assert kept.files_removed == 0 and kept.bytes_reclaimed == 0
     assert kept.detail.startswith(f"retention {keep.maintenance.vacuum_retention_hours} h")
 
@@ -93,13 +96,13 @@ def test_vacuum_retention_from_config(settings_factory) -> None:
         }
     )
     files_on_disk = {p for p in Path(lake.table_uri("gold.v")).glob("*.parquet")}
-    dry = ops.vacuum(lake, short, "gold.v", dry_run=True)
+    dry = ops.vacuum(lake, short.maintenance, "gold.v", dry_run=True)
     assert dry.files_removed == 5 and len(list(Path(lake.table_uri("gold.v")).glob("*.parquet"))) == 6
     expected_bytes = (
         sum(p.stat().st_size for p in files_on_disk)
         - lake.table("gold.v").get_add_actions(flatten=True).column("size_bytes").to_pylist()[0]
     )
-    done = ops.vacuum(lake, short, "gold.v")
+    done = ops.vacuum(lake, short.maintenance, "gold.v")
     assert done.files_removed == 5
     assert done.bytes_reclaimed == expected_bytes > 0
     assert len(list(Path(lake.table_uri("gold.v")).glob("*.parquet"))) == 1
@@ -107,7 +110,7 @@ def test_vacuum_retention_from_config(settings_factory) -> None:
 
     enforced = settings_factory({"lake_root": keep.lake_root, "maintenance.vacuum_retention_hours": 0})
     with pytest.raises(Exception, match=r"(?i)retention"):
-        ops.vacuum(lake, enforced, "gold.v")
+        ops.vacuum(lake, enforced.maintenance, "gold.v")
 
 
 def test_checkpoint_and_restore(settings_factory) -> None:
@@ -133,7 +136,7 @@ def test_maintenance_keeps_incremental_silver_exact(settings_factory) -> None:
         **{"maintenance.vacuum_retention_hours": 0, "maintenance.enforce_retention_duration": "false"},
     )
     first = jobs.silver(lake, settings, new_run_id())
-    results = ops.maintain(lake, settings, new_run_id())
+    results = ops.maintain(lake, settings.maintenance, new_run_id())
     ops_done = {(r.table, r.operation) for r in results}
     assert {
         ("bronze.events", "compact"),
@@ -142,9 +145,21 @@ def test_maintenance_keeps_incremental_silver_exact(settings_factory) -> None:
     } <= ops_done
     assert lake.table(ops.REPORT_TABLE).count() == len(results)
 
-    landed = ops.backfill(lake, settings, date(2026, 10, 30), date(2026, 10, 31))
+    landed = landing.land_days(
+        lake,
+        settings.generator,
+        settings.maintenance.backfill_events_per_day,
+        date(2026, 10, 30),
+        date(2026, 10, 31),
+    )
     assert landed == {"2026-10-30": 3, "2026-10-31": 3}
-    assert ops.backfill(lake, settings, date(2026, 10, 30), date(2026, 10, 31)) == {
+    assert landing.land_days(
+        lake,
+        settings.generator,
+        settings.maintenance.backfill_events_per_day,
+        date(2026, 10, 30),
+        date(2026, 10, 31),
+    ) == {
         "2026-10-30": 0,
         "2026-10-31": 0,
     }
@@ -172,7 +187,7 @@ def test_maintenance_keeps_incremental_silver_exact(settings_factory) -> None:
 def test_backfill_rejects_bad_ranges(settings_factory) -> None:
     settings = settings_factory()
     with pytest.raises(LakehouseError, match="empty"):
-        ops.backfill(Lake(settings), settings, date(2026, 1, 2), date(2026, 1, 1))
+        landing.land_days(Lake(settings), settings.generator, 10, date(2026, 1, 2), date(2026, 1, 1))
 
 
 def test_cli_json_report(settings_factory, monkeypatch: pytest.MonkeyPatch) -> None:

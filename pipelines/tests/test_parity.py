@@ -17,13 +17,14 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lakehouse import delta
 from lakehouse.bronze import landing
-from lakehouse.engines import duckdb_engine
+from lakehouse.core import delta
+from lakehouse.core.contract.events import CONTRACT_FIELDS
+from lakehouse.core.storage import Lake
 from lakehouse.generator.events import CORRUPTIONS, EventSpec, generate_files
+from lakehouse.silver import duckdb_json as duckdb_engine
 from lakehouse.silver import reference
-from lakehouse.silver.events_sql import CONTRACT_FIELDS, ExtraColumn, transform_sql
-from lakehouse.storage import Lake
+from lakehouse.silver.events_sql import ExtraColumn, transform_sql
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -62,7 +63,7 @@ def spark() -> Iterator[Any]:
     reason = _spark_missing()
     if reason:
         pytest.skip(reason)
-    from lakehouse.engines import spark_engine
+    from lakehouse.silver.spark import events as spark_engine
 
     # A few thousand rows: compiling whole-stage code for this wide plan costs far more than
     # running it, so expressions are interpreted (same semantics; it keeps the test short).
@@ -137,7 +138,7 @@ def run_duckdb(
 def run_spark(
     spark: Any, rows: pa.Table, existing: pa.Table | None, extras: tuple[ExtraColumn, ...] | None = None
 ) -> tuple[pa.Table, tuple[ExtraColumn, ...]]:
-    from lakehouse.engines import spark_engine
+    from lakehouse.silver.spark import events as spark_engine
 
     df, used, _rejected = spark_engine.classify(
         spark,

@@ -11,12 +11,11 @@ import pyarrow.compute as pc
 import pytest
 
 from lakehelpers import read
-from lakehouse import jobs
 from lakehouse.bronze import postgres_extract
+from lakehouse.core.reconcile import new_run_id
+from lakehouse.core.storage import Lake
 from lakehouse.generator import source_db
-from lakehouse.reconcile import new_run_id
 from lakehouse.silver import current_state, scd2
-from lakehouse.storage import Lake
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,7 @@ def source(settings_factory: Any, pg_service: Any, pg_conn: psycopg.Connection[A
             "generator.orders": 800,
         }
     )
-    dsn = jobs.postgres_dsn(settings)
+    dsn = settings.postgres.source_dsn
     source_db.load(dsn, settings.generator)
     return {"settings": settings, "lake": Lake(settings), "dsn": dsn}
 

@@ -10,10 +10,12 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from lakehouse import delta
-from lakehouse.quality import contracts, gate, results
-from lakehouse.quality.cli import app
-from lakehouse.storage import Lake
+from lakehouse.app.cli.check import app
+from lakehouse.core import delta, quality
+from lakehouse.core.storage import Lake
+from lakehouse.gold import gate
+from lakehouse.gold.dbt import DbtProject
+from lakehouse.silver.contracts import CONTRACTS as SILVER
 
 if TYPE_CHECKING:  # the fixtures' types only (conftest is not imported at run time)
     from tests.conftest import SettingsFactory
@@ -39,8 +41,8 @@ def _dim(valid: list[tuple[int, str, str | None, bool]]) -> pa.Table:
 
 def test_schema_violations_name_missing_and_drifted_columns() -> None:
     schema = pa.schema([("event_id", pa.string_view()), ("user_id", pa.string()), ("ts", TS)])
-    problems = contracts.schema_violations(
-        {"event_id": "string", "user_id": "int64", "ts": contracts.TS, "page": "string"}, schema
+    problems = quality.schema_violations(
+        {"event_id": "string", "user_id": "int64", "ts": quality.TS, "page": "string"}, schema
     )
     assert problems == ["column user_id is string, contract says int64", "missing column page (string)"]
 
@@ -61,7 +63,7 @@ def test_scd2_rules_catch_overlaps_and_two_current_versions(settings_factory: Se
             ]
         ),
     )
-    out = {r.check_name: r for r in contracts.check_layer(lake, "silver", "r1")}
+    out = {r.check_name: r for r in quality.check(lake, "silver", SILVER, "r1")}
     assert out["silver.dim_customer:schema"].status == "pass"
     assert out["silver.dim_customer:no_overlapping_versions"].status == "fail"
     assert out["silver.dim_customer:one_current_version"].failures == 1
@@ -78,7 +80,7 @@ def test_type_drift_in_silver_fails_the_contract(settings_factory: SettingsFacto
         "silver.dim_product",
         drifted.rename_columns(["version_key", "product_id", *drifted.column_names[2:]]),
     )
-    out = {r.check_name: r for r in contracts.check_layer(lake, "silver", "r2")}
+    out = {r.check_name: r for r in quality.check(lake, "silver", SILVER, "r2")}
     bad = out["silver.dim_product:schema"]
     assert bad.status == "fail" and "product_id is string, contract says int64" in bad.message
     assert not any(
@@ -98,10 +100,12 @@ def test_bronze_gate_cli_exits_non_zero_and_stores_history(
     assert "FAILED" in res.output and "bronze.events:exists" in res.output
     res = CliRunner().invoke(app, ["bronze", "--json"])
     assert res.exit_code == 1 and '"passed": false' in res.output
-    stored = results.history(Lake(settings))
+    stored = quality.history(Lake(settings))
     assert len({r["run_id"] for r in stored}) == 2 and all(r["layer"] == "bronze" for r in stored)
     with pytest.raises(gate.QualityGateError, match="quality gate 'bronze' failed"):
-        gate.enforce(gate.run_gate(settings, "bronze", publish=False))
+        gate.enforce(
+            gate.run_gate(DbtProject.from_settings(settings), "bronze", Lake(settings), publish=False)
+        )
 
 
 def test_unknown_layer_is_refused() -> None:

@@ -13,14 +13,14 @@ import shutil
 import struct
 import subprocess
 import zlib
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from lakehouse.gold import report
+from lakehouse.app.render import report_html as report
+from lakehouse.gold.report_data import ReportData
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -46,10 +46,10 @@ window.addEventListener('load', () => {
 """
 
 
-def _data() -> dict[str, Any]:
+def _data() -> ReportData:
     days = [date(2026, 11, 1) + timedelta(days=i) for i in range(7)]
-    return {
-        "summary": {
+    return ReportData(
+        summary={
             "period_start": days[0],
             "period_end": days[-1],
             "total_orders": 1200,
@@ -64,24 +64,26 @@ def _data() -> dict[str, Any]:
             "avg_conversion_rate": 0.047,
             "top_category": "Toys",
         },
-        "dau": [(d, 800 + 10 * i) for i, d in enumerate(days)],
-        "conversion": [(d, 0.04 + 0.002 * i) for i, d in enumerate(days)],
-        "gmv": [
-            (f"11-01 {h:02d}:{m:02d}", Decimal(str((h * 60 + m) % 97))) for h in range(24) for m in range(60)
+        dau=[(d, 800 + 10 * i) for i, d in enumerate(days)],
+        conversion=[(d, 0.04 + 0.002 * i) for i, d in enumerate(days)],
+        gmv=[
+            (datetime(2026, 11, 1, h, m, tzinfo=UTC).timestamp(), Decimal(str((h * 60 + m) % 97)))
+            for h in range(24)
+            for m in range(60)
         ],
-        "pages": [("/checkout", 230), ("/deals", 211), ("/", 202)],
-        "quarantine": [("malformed_json", 52), ("negative_price", 25)],
-        "runs": [
+        pages=[("/checkout", 230), ("/deals", 211), ("/", 202)],
+        quarantine=[("malformed_json", 52), ("negative_price", 25)],
+        runs=[
             ("20261101T000000-aaaa", "bronze", 50000, 1.0),
             ("20261101T000000-aaaa", "silver", 50000, 1.0),
             ("20261101T010000-bbbb", "bronze", 300, 2.0),
             ("20261101T010000-bbbb", "silver", 280, 2.0),
         ],
-        "ranking": [
+        ranking=[
             (1, "Toys", "Leisure", 500, Decimal("30000.00"), 0.3),
             (2, "Books", "Media", 300, Decimal("20000.00"), 0.2),
         ],
-    }
+    )
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,10 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from tests.conftest import S3Service
 
-from conftest import S3Service
-from lakehouse.config import Settings
-from lakehouse.storage import Lake
+from lakehouse.core import s3
+from lakehouse.core.s3 import ClientError
+from lakehouse.core.settings import Settings
+from lakehouse.core.storage import Lake
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -98,18 +100,21 @@ def test_seaweedfs_honours_conditional_put(s3_settings: Settings, s3_service: S3
     commit file only if absent) and If-Match: <etag>. If this fails, concurrent commits on this S3
     server can silently overwrite each other."""
     client = s3_service.service.client()
-    key = _key(Lake(s3_settings), f"{s3_settings.lake_uri}/probe/_delta_log/00000000000000000000.json")
-    first = client.request("PUT", key, b"writer-1", headers={"If-None-Match": "*"})
-    assert first.status == 200, first.body
-    second = client.request("PUT", key, b"writer-2", headers={"If-None-Match": "*"})
-    assert second.status == 412, f"SeaweedFS ignored If-None-Match: * (HTTP {second.status}): no safe commits"
-    assert client.request("GET", key).body == b"writer-1"
-    etag = first.headers["etag"]
-    stale = client.request("PUT", key, b"writer-3", headers={"If-Match": '"0123456789abcdef"'})
-    assert stale.status == 412, f"SeaweedFS ignored a wrong If-Match (HTTP {stale.status})"
-    fresh = client.request("PUT", key, b"writer-4", headers={"If-Match": etag})
-    assert fresh.status == 200, fresh.body
-    assert client.request("GET", key).body == b"writer-4"
+    bucket, _, key = (
+        _key(Lake(s3_settings), f"{s3_settings.lake_uri}/probe/_delta_log/00000000000000000000.json")
+        .lstrip("/")
+        .partition("/")
+    )
+    first = client.put_object(Bucket=bucket, Key=key, Body=b"writer-1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as second:
+        client.put_object(Bucket=bucket, Key=key, Body=b"writer-2", IfNoneMatch="*")
+    assert s3.status_code(second.value) == 412, "SeaweedFS ignored If-None-Match: *: no safe commits"
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"writer-1"
+    with pytest.raises(ClientError) as stale:
+        client.put_object(Bucket=bucket, Key=key, Body=b"writer-3", IfMatch='"0123456789abcdef"')
+    assert s3.status_code(stale.value) == 412, "SeaweedFS ignored a wrong If-Match"
+    client.put_object(Bucket=bucket, Key=key, Body=b"writer-4", IfMatch=first["ETag"])
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"writer-4"
 
 
 def test_stale_writer_commits_after_a_rejected_put(s3_settings: Settings) -> None:

@@ -10,18 +10,20 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
 import pytest
+from tests.conftest import S3Service, SettingsFactory
 
-from conftest import S3Service, SettingsFactory
-from lakehouse.errors import ServiceError
+from lakehouse.core import s3
+from lakehouse.core.errors import ServiceError
+from lakehouse.core.s3 import ClientError, S3Credentials
 from lakehouse.services import LocalKafka, LocalPostgres, LocalSeaweedFS, ServiceStatus, all_services
-from lakehouse.services.base import wait_until
-from lakehouse.services.seaweedfs import S3Client
+from lakehouse.services.process import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +59,7 @@ def _dead_pid() -> int:
 def test_pg_dsn_and_service_list(settings_factory: SettingsFactory) -> None:
     settings = settings_factory({"postgres.port": 55999})
     pg = LocalPostgres.from_settings(settings)
-    assert pg.dsn("source") == "postgresql://lakehouse@127.0.0.1:55999/source"
+    assert pg.dsn("source") == "host=127.0.0.1 port=55999 user=lakehouse dbname=source"
     assert pg.base == settings.state_path / "postgres"
     assert [type(s) for s in all_services(settings)] == [LocalPostgres, LocalKafka]
     s3 = settings_factory({"lake_root": "s3://lakehouse/dev"})
@@ -175,20 +177,25 @@ def test_s3_listens_on_loopback_only(s3_service: S3Service) -> None:
 @pytest.mark.s3
 def test_s3_auth_is_enforced(s3_service: S3Service) -> None:
     sw, creds = s3_service
-    bucket = f"/{sw.bucket}"
-    assert sw.client().request("GET", bucket).status == 200
-    wrong_secret = sw.client(secret_key=creds.secret_key + "x").request("GET", bucket)
-    assert wrong_secret.status == 403, wrong_secret.body
-    assert b"SignatureDoesNotMatch" in wrong_secret.body
-    unknown_key = S3Client(sw.endpoint, "NOSUCHKEY", creds.secret_key).request("GET", bucket)
-    assert unknown_key.status == 403
-    wrong_put = sw.client(secret_key="not-the-secret").request("PUT", f"{bucket}/x.txt", b"nope")
-    assert wrong_put.status == 403
+    sw.client().head_bucket(Bucket=sw.bucket)
+    with pytest.raises(ClientError) as wrong_secret:
+        sw.client(secret_key=creds.secret_key + "x").head_bucket(Bucket=sw.bucket)
+    assert s3.status_code(wrong_secret.value) == 403
+    with pytest.raises(ClientError) as listing:
+        sw.client(secret_key=creds.secret_key + "x").list_objects_v2(Bucket=sw.bucket)
+    assert s3.error_code(listing.value) == "SignatureDoesNotMatch"
+    unknown = s3.client(S3Credentials("NOSUCHKEY", creds.secret_key, sw.endpoint))
+    with pytest.raises(ClientError) as unknown_key:
+        unknown.list_objects_v2(Bucket=sw.bucket)
+    assert s3.status_code(unknown_key.value) == 403
+    with pytest.raises(ClientError) as wrong_put:
+        sw.client(secret_key="not-the-secret").put_object(Bucket=sw.bucket, Key="x.txt", Body=b"nope")
+    assert s3.status_code(wrong_put.value) == 403
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", sw.port, timeout=5)
     try:
-        conn.request("GET", bucket)  # anonymous, unsigned
+        conn.request("GET", f"/{sw.bucket}")  # anonymous, unsigned
         assert conn.getresponse().status == 403
     finally:
         conn.close()
@@ -216,7 +223,7 @@ def test_s3_lifecycle_crash_recovery_and_credentials(
         assert stat.S_IMODE(sw.credentials_path.stat().st_mode) == 0o600
         assert stat.S_IMODE(sw.identities_path.stat().st_mode) == 0o600
         assert sw.credentials().secret_key == saved["secret_key"]
-        assert sw.client().request("PUT", f"/{sw.bucket}/keep.txt", b"kept").status == 200
+        sw.client().put_object(Bucket=sw.bucket, Key="keep.txt", Body=b"kept")
 
         # crash: the process dies, weed.pid stays behind
         os.kill(first.pid, signal.SIGKILL)
@@ -226,8 +233,7 @@ def test_s3_lifecycle_crash_recovery_and_credentials(
         second = sw.start()
         assert second.running and second.pid != first.pid
         assert json.loads(sw.credentials_path.read_text()) == saved  # same keys after restart
-        got = sw.client().request("GET", f"/{sw.bucket}/keep.txt")
-        assert (got.status, got.body) == (200, b"kept")
+        assert sw.client().get_object(Bucket=sw.bucket, Key="keep.txt")["Body"].read() == b"kept"
 
         sw.stop(timeout=2)
         assert not sw.status().running and not sw.pidfile.exists()
@@ -254,3 +260,106 @@ def test_s3_port_busy_is_one_clear_error(settings_factory: SettingsFactory, s3_s
     )
     with pytest.raises(ServiceError, match=r"is busy \(pid \d+ \(weed\)\)"):
         sw.start()
+
+
+# -- every service of the state folder; a service that dies at start -----------------------------
+LAKEHOUSE = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "lakehouse"
+
+
+def _cli(settings: Any, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    base.update(
+        LAKEHOUSE_STATE_DIR=str(settings.state_path),
+        LAKEHOUSE_LAKE_ROOT=settings.lake_uri,
+        LAKEHOUSE_PG_PORT=str(settings.postgres.port),
+        LAKEHOUSE_ROOT=str(Path(__file__).resolve().parents[2]),
+        **(env or {}),
+    )
+    return subprocess.run(
+        [str(LAKEHOUSE), *args], env=base, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_status_and_stop_cover_a_service_started_under_other_settings(
+    settings_factory: SettingsFactory,
+) -> None:
+    """A broker started with a local bootstrap is still shown and stopped when the settings now
+    name an external cluster (as the s3:// lake's SeaweedFS is when the lake is a folder again)."""
+    from lakehouse.services.process import free_port
+
+    port = free_port()
+    settings = settings_factory({"streaming.broker_port": port}, fresh_state=True)
+    broker = LocalKafka.from_settings(settings)
+    broker.start()
+    try:
+        external = (
+            "--set",
+            "streaming.bootstrap=kafka.example:9092",
+            "--set",
+            f"streaming.broker_port={port}",
+        )
+        status = _cli(settings, "services", "status", "--json", *external)
+        assert status.returncode == 0, status.stderr
+        rows = {r["name"]: r for r in json.loads(status.stdout)["services"]}
+        assert rows["kafka"]["running"] and rows["kafka"]["pid"] == broker.status().pid
+        assert not rows["postgres"]["running"]
+        stop = _cli(settings, "services", "stop", "--json", *external)
+        assert stop.returncode == 0, stop.stderr
+        assert not {r["name"]: r for r in json.loads(stop.stdout)["services"]}["kafka"]["running"]
+        assert not broker.status().running
+    finally:
+        broker.stop()
+
+
+def _fake_broker(tmp_path: Path, body: str) -> Path:
+    """An executable standing in for tansu: `body` runs with the port of --listener-url."""
+    script = tmp_path / "tansu"
+    script.write_text(
+        "#!/usr/bin/env python3\n"
+        "import socket, sys, time\n"
+        "port = int(sys.argv[sys.argv.index('--listener-url') + 1].rsplit(':', 1)[1])\n" + body
+    )
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize(
+    ("body", "last_line"),
+    [
+        ("print('Error: Address already in use (os error 98)', flush=True)\nsys.exit(1)\n", "os error 98"),
+        (  # answers first, then dies while the topic is being created
+            "s = socket.socket(); s.bind(('127.0.0.1', port)); s.listen()\n"
+            "time.sleep(1.5)\nprint('panic: storage engine unavailable', flush=True)\nsys.exit(101)\n",
+            "panic: storage engine unavailable",
+        ),
+    ],
+)
+def test_a_broker_dying_at_start_is_one_line_with_its_last_log_line(
+    settings_factory: SettingsFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    last_line: str,
+) -> None:
+    from lakehouse.services.process import free_port
+
+    settings = settings_factory({"streaming.broker_port": free_port()}, fresh_state=True)
+    fake = _fake_broker(tmp_path, body)
+    monkeypatch.setenv("LAKEHOUSE_TANSU_BIN", str(fake))
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match=last_line):
+        LocalKafka.from_settings(settings).start()
+    assert time.monotonic() - start < 10  # noticed at once, not after the 30 s readiness timeout
+    out = _cli(
+        settings,
+        "stream",
+        "broker",
+        "start",
+        "--set",
+        f"streaming.broker_port={settings.streaming.broker_port}",
+        env={"LAKEHOUSE_TANSU_BIN": str(fake)},
+    )
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "kafka exited with code" in lines[0] and last_line in lines[0], lines[0]
+    assert "Traceback" not in out.stdout + out.stderr

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from lakehelpers import bronze_and_silver, read, rows_by, write_landing
-from lakehouse.storage import Lake
+from lakehouse.core.storage import Lake
 
 TS = "2026-11-02T10:00:00Z"
 
@@ -65,13 +65,22 @@ BAD: list[tuple[str, Any, list[str]]] = [
     ("cart without product", ev(event_type="add_to_cart"), ["missing_product_id"]),
     ("unknown currency", purchase(currency="XYZ"), ["unsupported_currency"]),
     ("two problems", ev(user_id="x", event_type="share"), ["invalid_user_id", "unknown_event_type"]),
+    # size limits (this module runs with silver.max_record_bytes=4096, max_field_chars=1000)
+    ("field too long", ev(page="/" + "p" * 1500), ["field_too_long"]),
+    (
+        "record too large",
+        ev(page="/" + "p" * 990, campaign="c" * 990, source="s" * 990, device="d" * 990, country="x" * 990),
+        ["record_too_large"],
+    ),
+    ("too large and too long", ev(page="/" + "p" * 5000), ["record_too_large", "field_too_long"]),
 ]
+LIMITS = {"silver.max_record_bytes": 4096, "silver.max_field_chars": 1000}
 
 
 @pytest.fixture(scope="module")
 def run(settings_factory: Any) -> dict[str, Any]:
     """One landing file with every case, ingested and transformed once."""
-    settings = settings_factory()
+    settings = settings_factory(LIMITS)
     lake = Lake(settings)
     good = {
         "plain": ev(),

@@ -27,13 +27,15 @@ import pyarrow.compute as pc
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from lakehouse import jobs as lake_jobs
-from lakehouse.config import Settings
-from lakehouse.errors import ServiceError
-from lakehouse.services.base import free_port
+from lakehouse.app import jobs as lake_jobs
+from lakehouse.app import streaming as jobs
+from lakehouse.core.errors import ServiceError
+from lakehouse.core.metrics import MetricsSnapshot
+from lakehouse.core.settings import Settings
+from lakehouse.core.storage import Lake
+from lakehouse.generator import kafka_producer as producer
 from lakehouse.services.kafka import LocalKafka, find_tansu
-from lakehouse.storage import Lake
-from lakehouse.streaming import jobs, producer
+from lakehouse.services.process import free_port
 
 pytestmark = pytest.mark.slow
 PIPELINES = Path(__file__).resolve().parents[1]
@@ -173,7 +175,7 @@ def consumer_cmd(settings: Settings, *args: str) -> list[str]:
         "streaming.session_timeout_ms": s.session_timeout_ms,
         "streaming.bronze_group": s.bronze_group,
     }
-    cmd = [sys.executable, "-m", "lakehouse.cli", "stream", "consume", "--no-metrics", *args]
+    cmd = [sys.executable, "-m", "lakehouse", "stream", "consume", "--no-metrics", *args]
     for key, value in sets.items():
         cmd += ["--set", f"{key}={value}"]
     return cmd
@@ -236,7 +238,7 @@ def test_sigkill_at_random_points_lands_every_offset_once(
 
     def produce() -> None:
         try:
-            producer.produce(settings, 0, 150.0, seed=77, stop=stop)
+            producer.produce(settings.generator, settings.streaming, 0, 150.0, seed=77, stop=stop)
         except BaseException as exc:
             errors.append(exc)
 
@@ -316,7 +318,7 @@ def test_sigkill_at_random_points_lands_every_offset_once(
     assert len(kcat_values) == 400  # the independent client's records are in the topic ...
     landed = {v for _, _, v in bronze_records(settings)}
     assert kcat_values <= landed  # ... and in bronze
-    speed = speed_totals(jobs.serving_dsn(settings), settings)
+    speed = speed_totals(settings.postgres.serving_dsn, settings)
     assert speed["records"] == total  # each record processed once by the speed layer
     assert speed["counted"] + speed["late"] + speed["rejected"] == total
     ends = Counter(p for p, _ in truth)
@@ -338,7 +340,7 @@ def test_rebalance_between_two_members_keeps_exactly_once(settings_factory: Any,
 
     def produce() -> None:
         try:
-            producer.produce(settings, 0, 300.0, seed=78, stop=stop)
+            producer.produce(settings.generator, settings.streaming, 0, 300.0, seed=78, stop=stop)
         except BaseException as exc:
             errors.append(exc)
 
@@ -349,10 +351,13 @@ def test_rebalance_between_two_members_keeps_exactly_once(settings_factory: Any,
 
     def committed(proc: subprocess.Popen[bytes]) -> set[str]:
         try:
-            snap = json.loads(jobs.status_file(settings, group, proc.pid).read_text())
-        except (OSError, ValueError):
+            snap = MetricsSnapshot.from_json(
+                json.loads(jobs.status_file(settings, group, proc.pid).read_text())
+            )
+        except (OSError, ValueError, KeyError, TypeError):
             return set()
-        return set(snap["sinks"].get("bronze", {}).get("committed", {}))
+        bronze = snap.sinks.get("bronze")
+        return {str(p) for p in bronze.committed} if bronze else set()
 
     def wait_for(check: Any, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -425,7 +430,7 @@ def test_poison_messages_land_raw_and_silver_quarantines_them(
     assert by_key["k1"]["value"] is None and by_key["k1"]["raw_bytes"] == b"\xff\xfe not utf-8 at all"
     assert by_key[None]["value"] is None and by_key[None]["raw_bytes"] is None
     assert "\\xc3(" in next(k for k in by_key if k and k.startswith("\\"))  # invalid key kept, escaped
-    speed = speed_totals(jobs.serving_dsn(settings), settings)
+    speed = speed_totals(settings.postgres.serving_dsn, settings)
     assert speed["rejected"] == len(poison) and speed["counted"] == 1
     # silver: the one good event passes, every poison record is quarantined (nothing lost)
     lake = Lake(settings)
@@ -448,12 +453,12 @@ def test_broker_restart_on_s3_storage_loses_and_repeats_nothing(
     )
     svc.start()
     try:
-        producer.produce(settings, 600, None, seed=79)
+        producer.produce(settings.generator, settings.streaming, 600, None, seed=79)
         first = jobs.consume(settings, "s3-1", speed=False, available_now=True)
         assert first.summary.records["bronze"] >= 600
         svc.kill()  # no graceful shutdown
         svc.start()
-        producer.produce(settings, 600, None, seed=80)
+        producer.produce(settings.generator, settings.streaming, 600, None, seed=80)
         second = jobs.consume(settings, "s3-2", speed=False, available_now=True)
         assert second.summary.records["bronze"] >= 600
         total = assert_exactly_once(settings)
@@ -480,7 +485,7 @@ def test_two_owners_of_the_same_partitions_are_fenced(
             "postgres.serving_db": pg_conn.info.dbname,
         },
     )
-    producer.produce(settings, 6000, None, seed=82)
+    producer.produce(settings.generator, settings.streaming, 6000, None, seed=82)
     summaries: list[Any] = []
     errors: list[BaseException] = []
 
@@ -500,7 +505,7 @@ def test_two_owners_of_the_same_partitions_are_fenced(
     assert total == len(read_topic(settings)) >= 6000
     assert sum(s.records["bronze"] for s in summaries) == total  # each row written by one owner only
     assert sum(s.records["speed"] for s in summaries) == total
-    speed = speed_totals(jobs.serving_dsn(settings), settings)
+    speed = speed_totals(settings.postgres.serving_dsn, settings)
     assert speed["records"] == total
     assert speed["counted"] + speed["late"] + speed["rejected"] == total
     assert sum(s.conflicts for s in summaries) >= 1  # and they did collide
@@ -512,20 +517,20 @@ def test_memory_broker_restart_is_an_error_until_offsets_restart(
     """A memory-storage broker forgets its topic when it stops: started again, the topic begins at
     offset 0 and bronze's stored offsets lie past its end. The consumer says so instead of waiting
     for them; restarting the offsets reads the new topic whole, once."""
-    from lakehouse.errors import LakehouseError
+    from lakehouse.core.errors import LakehouseError
 
     settings, svc = _own_broker(
         settings_factory, {"postgres.serving_db": pg_conn.info.dbname}, "kafka-memory"
     )
     svc.start()
     try:
-        producer.produce(settings, 900, None, seed=81)
+        producer.produce(settings.generator, settings.streaming, 900, None, seed=81)
         first = jobs.consume(settings, "mem-1", available_now=True)
         assert first.summary.records["bronze"] >= 900
         assert jobs.restart_stale_offsets(settings) is None  # same topic: nothing to restart
         svc.stop()
         svc.start()
-        producer.produce(settings, 300, None, seed=82)
+        producer.produce(settings.generator, settings.streaming, 300, None, seed=82)
         with pytest.raises(LakehouseError, match="past the end of the log"):
             jobs.consume(settings, "mem-2", speed=False, available_now=True)
         before = jobs.restart_stale_offsets(settings)

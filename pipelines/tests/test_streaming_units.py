@@ -1,71 +1,15 @@
-"""Fast checks of the streaming pieces that need no broker: event parsing for the speed layer,
-settings, the producer's spec, and the bronze sink's offset bookkeeping against a real lake."""
+"""Fast checks of the streaming pieces that need no broker: settings, the producer's spec, and the bronze sink's offset bookkeeping against a real lake."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from lakehouse.errors import ConfigError
-from lakehouse.streaming import producer
-from lakehouse.streaming.bronze_sink import _keys, _text, stored_offsets
-from lakehouse.streaming.consumer import FlushResult, Sink
-from lakehouse.streaming.speed import parse_event, parse_ts
-
-
-def test_parse_ts_accepts_every_spelling_the_generator_uses() -> None:
-    want = datetime(2026, 11, 22, 12, 0, 5, 123000, tzinfo=UTC)
-    assert parse_ts("2026-11-22T12:00:05.123Z") == want
-    assert parse_ts("2026-11-22T17:30:05.123+05:30") == want
-    assert parse_ts(int(want.timestamp() * 1000)) == want
-    assert parse_ts(True) is None
-    assert parse_ts("2026-11-22T12:00:05") is None  # no offset: ambiguous
-    assert parse_ts("yesterday") is None
-
-
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
-        (None, "null_value"),
-        (b"\xff\xfe{}", "invalid_utf8"),
-        (b"{broken", "malformed_json"),
-        (b"[1, 2]", "not_an_object"),
-        (b'{"event_id": "e", "user_id": 1, "ts": "2026-11-22T00:00:00Z"}', "missing_or_wrong_type"),
-        (
-            b'{"event_id": 5, "user_id": 1, "event_type": "click", "ts": "2026-11-22T00:00:00Z"}',
-            "missing_or_wrong_type",
-        ),
-        (
-            b'{"event_id": "e", "user_id": "u-1", "event_type": "click", "ts": "2026-11-22T00:00:00Z"}',
-            "missing_or_wrong_type",
-        ),
-        (
-            b'{"event_id": "e", "user_id": 1, "event_type": "share", "ts": "2026-11-22T00:00:00Z"}',
-            "unknown_event_type",
-        ),
-        (
-            b'{"event_id": "e", "user_id": 1, "event_type": "purchase", "ts": "2026-11-22T00:00:00Z", "price": -1}',
-            "bad_price",
-        ),
-    ],
-)
-def test_parse_event_rejects_with_a_reason(value: bytes | None, reason: str) -> None:
-    event, why = parse_event(value)
-    assert event is None and why == reason
-
-
-def test_parse_event_normalises_like_silver() -> None:
-    event, why = parse_event(
-        b'{"event_id": "e", "user_id": "42", "event_type": " PURCHASE ", "ts": "2026-11-22T00:00:00Z",'
-        b' "source": "ios", "price": 39.8, "quantity": 2, "currency": "pln"}'
-    )
-    assert why == "" and event is not None
-    assert event["event_type"] == "purchase" and event["user_id"] == 42 and event["source"] == "mobile"
-    assert event["units"] == 2
-    assert round(event["gmv_usd"], 2) == Decimal("20.00")  # 79.60 PLN at 3.98 PLN/USD
+from lakehouse.bronze.kafka_sink import _keys, _text, stored_offsets
+from lakehouse.bronze.stream_sink import FlushResult, Sink
+from lakehouse.core.errors import ConfigError
+from lakehouse.generator import kafka_producer as producer
 
 
 def test_streaming_settings_validate_with_one_line_errors(settings_factory: Any) -> None:
@@ -81,7 +25,7 @@ def test_streaming_settings_validate_with_one_line_errors(settings_factory: Any)
 
 def test_stream_events_never_reuse_the_batch_generators_ids(settings_factory: Any) -> None:
     s = settings_factory()
-    spec = producer.stream_spec(s, 100, 5.0)
+    spec = producer.stream_spec(s.generator, 100, 5.0)
     assert spec.seed != s.generator.seed
     assert spec.span_seconds == pytest.approx(20.0)  # 100 events at 5/s
     assert producer.user_key(spec, 3) == producer.user_key(spec, 3)
@@ -145,7 +89,7 @@ def test_sink_skips_what_it_stored_and_fences_a_moved_offset() -> None:
 
 
 def test_stored_offsets_of_a_lake_without_bronze(settings_factory: Any) -> None:
-    from lakehouse.storage import Lake
+    from lakehouse.core.storage import Lake
 
     lake = Lake(settings_factory())
     assert stored_offsets(lake, "user-events", [0, 1]) == {0: None, 1: None}
@@ -158,9 +102,9 @@ def test_restart_offsets_sets_every_partition_back_to_zero_in_one_commit(setting
 
     from deltalake import CommitProperties, Transaction, write_deltalake
 
+    from lakehouse.bronze.kafka_sink import app_id, restart_offsets
     from lakehouse.bronze.landing import SCHEMA, TABLE
-    from lakehouse.storage import Lake
-    from lakehouse.streaming.bronze_sink import app_id, restart_offsets
+    from lakehouse.core.storage import Lake
 
     lake = Lake(settings_factory())
     assert restart_offsets(lake, "t", [0, 1], "nothing stored yet") == {0: None, 1: None}

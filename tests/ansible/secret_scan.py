@@ -3,6 +3,7 @@
 
     secret_scan.py check      # exit 1 and list findings that are not in .secrets.baseline
     secret_scan.py baseline   # rewrite .secrets.baseline from a fresh scan (then audit it)
+    secret_scan.py state      # exit 1 if a decrypted dev/CI secret value sits in any file under .state/
 
 Scanned: the paths below, every file (tracked or not), with detect-secrets' default plugins
 plus an age private-key detector. Encrypted SOPS values (ENC[...]) and the armored age blocks of
@@ -13,6 +14,7 @@ tests/ansible/test_secrets.py also proves every value under secrets/ is encrypte
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +41,55 @@ def findings(result: dict) -> set[tuple[str, str, str]]:
     return {(name, item["type"], item["hashed_secret"]) for name, items in result["results"].items() for item in items}
 
 
+def decrypted_values() -> dict[str, str]:
+    """Every leaf of the dev/CI SOPS files, decrypted with the committed dev/CI key: dotted path -> value."""
+    sops = Path(sys.executable).with_name("sops")
+    env = dict(os.environ, SOPS_AGE_KEY_FILE=str(ROOT / "tests/ansible/fixtures/dev-ci.agekey"))
+    values: dict[str, str] = {}
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path + [str(key)])
+        elif isinstance(node, str) and len(node) >= 8:
+            values[".".join(path)] = node
+
+    for path in sorted((ROOT / "secrets").glob("*/*.sops.y*ml")):
+        if path.parent.name not in ("dev", "ci"):
+            continue
+        out = subprocess.run([str(sops), "--disable-version-check", "decrypt", "--output-type", "json", str(path)],
+                             env=env, check=True, capture_output=True, text=True).stdout
+        walk(json.loads(out), [str(path.relative_to(ROOT))])
+    return values
+
+
+def scan_state(state: Path = ROOT / ".state") -> list[tuple[str, str]]:
+    """(file, secret path) for every decrypted value found in a file under state (bytes, any encoding
+    of the value as written: plain and JSON-escaped)."""
+    values = decrypted_values()
+    needles = {key: {value.encode(), json.dumps(value)[1:-1].encode()} for key, value in values.items()}
+    found = []
+    for file in state.rglob("*"):
+        if not file.is_file() or file.is_symlink() or "/.venv" in str(file) or "/bootstrap/" in str(file):
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        for key, options in needles.items():
+            if any(needle in data for needle in options):
+                found.append((str(file.relative_to(ROOT) if file.is_relative_to(ROOT) else file), key))
+    return found
+
+
 def main() -> int:
     mode = sys.argv[1] if len(sys.argv) > 1 else "check"
+    if mode == "state":
+        found = scan_state()
+        for name, key in found:
+            print(f"DECRYPTED SECRET on disk: {name} holds {key}")
+        print(f"state scan: {len(found)} decrypted values found under .state/")
+        return 1 if found else 0
     result = scan()
     if mode == "baseline":
         old = json.loads(BASELINE.read_text()) if BASELINE.exists() else {"results": {}}

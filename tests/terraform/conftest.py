@@ -1,13 +1,16 @@
 """Fixtures for the terraform/ tests.
 
 What runs where:
-- python-hcl2 parsing, checkov policies and the provider-free modules (cluster_layout,
-  cloud_init, evaluated by the terraform binary itself) run on any machine with terraform.
-- Anything that needs the dmacvicar/libvirt provider's schema (terraform validate, plan,
-  terraform test with mock_provider) uses, in this order: a real provider binary
-  (TF_LIBVIRT_PROVIDER_DIR, or one found in .state/terraform/plugin-cache), else the
-  test-only stand-in in tests/terraform/standin that serves the transcribed 0.8.3 schema,
-  else it skips and says why.
+- Every tofu command runs the pinned OpenTofu that `make terraform-tools` builds from the Go
+  module proxy (TOFU and TOFU_CLI_CONFIG, set by `make test-terraform`), never a terraform
+  or tofu found on PATH.
+- The dmacvicar/libvirt provider is the real 0.8.3, built by the same target and installed
+  by `tofu init` from a filesystem mirror (the CLI config), checked against the committed
+  lock files. validate, plan, `tofu test` with mock_provider and apply/destroy use it.
+- plan and apply need a libvirt daemon: tf_libvirt starts a private one whose built-in test
+  driver (test:///default) stands for the KVM host (Debian's libvirt-daemon, installed by
+  `make terraform-test-deps`).
+- python-hcl2 parsing, checkov policies and the provider-free modules need nothing else.
 - cloud-init's own schema validator runs when Debian's cloud-init has been unpacked into
   .state/terraform/cloud-init by `make setup-terraform`.
 """
@@ -16,22 +19,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tf_libvirt
 from tf_support import (
     MODULES_DIR,
     PYTEST_STATE,
     REPO_ROOT,
-    STANDIN_DIR,
     TF_ROOT,
-    LibvirtProvider,
     Terraform,
-    _real_provider_dir,
     environments,
     load_hcl,
+    provider_binaries,
+    tofu_tools,
     variables_of,
 )
 
@@ -46,62 +49,36 @@ def state_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def terraform(state_dir: Path) -> Terraform:
-    binary = os.environ.get("TERRAFORM") or shutil.which("terraform")
-    if not binary:
-        pytest.skip("terraform CLI not found on PATH (install Terraform >= 1.9 to run this test)")
-    empty_rc = state_dir / "empty.tfrc"
-    empty_rc.write_text("# no provider installation overrides\n")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("TF_") or k in ("TF_LIBVIRT_PROVIDER_DIR",)
-    }
+    """The pinned OpenTofu with the CLI config that serves the locally built provider."""
+    tools = tofu_tools()
+    if tools is None:
+        pytest.fail("the pinned OpenTofu is not built: run `make terraform-tools` (or `make test-terraform`)")
+    binary, cli_config = tools
+    if not provider_binaries():
+        pytest.fail("the dmacvicar/libvirt provider is not built: run `make terraform-tools`")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
     env.update(
         TF_IN_AUTOMATION="1",
         TF_INPUT="0",
         CHECKPOINT_DISABLE="1",
-        TF_CLI_CONFIG_FILE=str(empty_rc),
+        TF_CLI_CONFIG_FILE=str(cli_config),
     )
-    return Terraform(binary=binary, base_env=env)
+    return Terraform(binary=str(binary), base_env=env)
 
 
 @pytest.fixture(scope="session")
-def libvirt_provider(state_dir: Path) -> LibvirtProvider:
-    """A dmacvicar/libvirt provider terraform can load through dev_overrides."""
-    real = _real_provider_dir()
-    if real is not None:
-        directory, kind = real, "real"
-    else:
-        try:
-            import tf  # noqa: F401  (PyPI package `tf`, the stand-in's plugin framework)
-        except ImportError:
-            pytest.skip(
-                "no dmacvicar/libvirt provider binary (the registry is unreachable here) and the "
-                "stand-in's framework, PyPI `tf`, is not installed: run `make setup-terraform`"
-            )
-        directory, kind = state_dir / "standin-bin", "stand-in"
-        directory.mkdir(exist_ok=True)
-        launcher = directory / "terraform-provider-libvirt"
-        launcher.write_text(
-            "#!/bin/sh\n"
-            "# Test-only: serves the transcribed dmacvicar/libvirt 0.8.3 schema.\n"
-            f'exec "{sys.executable}" "{STANDIN_DIR / "provider.py"}" "$@"\n'
+def libvirt() -> Iterator[tf_libvirt.LibvirtTestDaemon]:
+    """A private libvirt daemon; its test driver answers the provider in plan/apply/destroy."""
+    missing = tf_libvirt.missing_tools()
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not installed: run `make terraform-test-deps` (Debian libvirt-daemon, libvirt-clients)"
         )
-        launcher.chmod(0o755)
-    # dev_overrides points terraform at the binary; the empty filesystem mirror makes
-    # `terraform init` fail fast and offline for the provider instead of asking the registry.
-    mirror = state_dir / "empty-mirror"
-    mirror.mkdir(exist_ok=True)
-    rc = state_dir / f"libvirt-{kind}.tfrc"
-    rc.write_text(
-        "provider_installation {\n"
-        "  dev_overrides {\n"
-        f'    "dmacvicar/libvirt" = "{directory}"\n'
-        "  }\n"
-        "  filesystem_mirror {\n"
-        f'    path = "{mirror}"\n'
-        "  }\n"
-        "}\n"
-    )
-    return LibvirtProvider(kind=kind, directory=directory, cli_config=rc)
+    daemon = tf_libvirt.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +116,25 @@ def layouts(terraform: Terraform, state_dir: Path) -> dict[str, dict[str, Any]]:
             state_dir / f"layout-{env}",
         )
     return out
+
+
+@pytest.fixture(scope="session")
+def root_data_dir(terraform: Terraform, state_dir: Path) -> Path:
+    """terraform/ initialised with a throw-away local backend (state never leaves .state/).
+    -lockfile=readonly: the provider built here must match terraform/.terraform.lock.hcl."""
+    data_dir = state_dir / "root-tfdata"
+    terraform.run(
+        [
+            "init",
+            "-input=false",
+            "-no-color",
+            "-lockfile=readonly",
+            f"-backend-config=path={state_dir / 'root-test.tfstate'}",
+        ],
+        TF_ROOT,
+        data_dir,
+    )
+    assert (data_dir / "modules" / "modules.json").is_file()
+    assert (data_dir / "terraform.tfstate").is_file(), "backend was not initialised"
+    assert not (TF_ROOT / ".terraform").exists(), "terraform data must stay out of terraform/"
+    return data_dir

@@ -3,6 +3,7 @@ an idempotent setup, and commands that land where ansible/ expects the inventory
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -70,3 +71,68 @@ def test_apply_uses_the_saved_plan_and_env_state() -> None:
         in dry
     )
     assert f"apply -input=false {REPO_ROOT}/.state/terraform/prod/tfplan" in dry
+
+
+SUBCOMMANDS = {
+    "init",
+    "plan",
+    "apply",
+    "destroy",
+    "fmt",
+    "output",
+    "validate",
+    "test",
+    "version",
+    "providers",
+}
+
+
+def _tofu_commands(line: str) -> list[str]:
+    """The terraform/tofu binaries a shell line runs (a binary token followed by a subcommand)."""
+    tokens = line.replace("'", " ").split()
+    found = []
+    for i, tok in enumerate(tokens[:-1]):
+        if not tok.startswith("-") and re.fullmatch(r"(.*/)?(terraform|tofu(-v[\d.]+)?)", tok):
+            rest = [t for t in tokens[i + 1 : i + 3] if not t.startswith("-chdir=")]
+            if rest and rest[0] in SUBCOMMANDS:
+                found.append(tok)
+    return found
+
+
+@pytest.mark.parametrize(
+    "target", ["terraform-plan ENV=dev", "terraform-destroy ENV=prod", "lint-terraform", "test-terraform"]
+)
+def test_targets_run_the_pinned_tofu(target: str) -> None:
+    """Every tofu command is the pinned build in .state/ with the CLI config that serves the
+    locally built provider; nothing calls a terraform/tofu found on PATH."""
+    dry = _make("-n", "-B", *target.split()).stdout
+    pinned = f"{REPO_ROOT}/.state/terraform/tools/bin/tofu-v"
+    runs = [line for line in dry.splitlines() if _tofu_commands(line)]
+    if target != "test-terraform":
+        assert runs, dry
+    for line in runs:
+        assert all(cmd.startswith(pinned) for cmd in _tofu_commands(line)), f"not the pinned tofu: {line}"
+        assert f"TF_CLI_CONFIG_FILE={REPO_ROOT}/.state/terraform/tools/tofurc" in line, line
+    if target == "test-terraform":
+        assert f"TOFU={pinned}" in dry and f"TOFU_CLI_CONFIG={REPO_ROOT}/.state/terraform/tools/tofurc" in dry
+
+
+def test_tools_are_built_from_pinned_module_hashes() -> None:
+    dry = _make("-n", "-B", "terraform-tools").stdout
+    assert re.search(
+        r"go-build-release\.sh github\.com/opentofu/opentofu v[\d.]+ 'h1:[A-Za-z0-9+/=]{44}' \./cmd/tofu", dry
+    )
+    assert re.search(
+        r"go-build-release\.sh github\.com/dmacvicar/terraform-provider-libvirt v0\.8\.3 'h1:[A-Za-z0-9+/=]{44}' \. "
+        rf"{re.escape(str(REPO_ROOT))}/\.state/terraform/tools/providers/registry\.opentofu\.org/dmacvicar/libvirt/0\.8\.3/linux_amd64/terraform-provider-libvirt_v0\.8\.3",
+        dry,
+    )
+    assert "GOTOOLCHAIN=go1.26.8" in dry
+
+
+def test_tools_build_once() -> None:
+    """Once built, terraform-tools does nothing: the pinned file names are the cache keys."""
+    if not list((REPO_ROOT / ".state" / "terraform" / "tools" / "bin").glob("tofu-v*")):
+        pytest.skip("make terraform-tools has not run in this checkout")
+    dry = _make("-n", "terraform-tools")
+    assert dry.returncode == 0 and "go-build-release" not in dry.stdout, dry.stdout

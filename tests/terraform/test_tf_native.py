@@ -1,9 +1,8 @@
-"""terraform's own checks: fmt, `terraform test`, `terraform validate` and a plan per
-environment.
+"""OpenTofu's own checks: fmt, `tofu test`, `tofu validate` and a plan per environment.
 
-The provider-free modules (cluster_layout, cloud_init) are tested with `terraform test` on
-any machine. Everything that needs the dmacvicar/libvirt schema runs against the real
-provider when one is present, else against the test-only stand-in (see conftest.py).
+The provider-free modules (cluster_layout, cloud_init) are tested with `tofu test`.
+Everything that needs the dmacvicar/libvirt schema runs against the real provider 0.8.3
+(built by `make terraform-tools`); plans connect it to libvirt's test driver (conftest.py).
 """
 
 from __future__ import annotations
@@ -35,24 +34,17 @@ def test_fmt_check(terraform: Terraform, state_dir: Path) -> None:
         )
 
 
-def _run_tftest(terraform: Terraform, suite: str, data_dir: Path, cli_config: Path | None = None) -> str:
-    # init installs the modules the run blocks point at; with the stand-in, the provider
-    # part of init fails offline by design (dev_overrides serves it), the modules are in.
+def _run_tftest(terraform: Terraform, suite: str, data_dir: Path) -> str:
+    # init installs the modules the run blocks point at and, for the root suite, the
+    # provider from the local mirror (its lock file there is git-ignored: each suite's
+    # init rewrites it for the providers that suite needs).
     init = terraform.run(
         ["init", "-backend=false", "-input=false", "-no-color", f"-test-directory={suite}"],
         TFTEST_DIR,
         data_dir,
-        check=cli_config is None,
-        cli_config=cli_config,
     )
     assert (data_dir / "modules" / "modules.json").is_file(), init.stdout + init.stderr
-    proc = terraform.run(
-        ["test", "-no-color", f"-test-directory={suite}"],
-        TFTEST_DIR,
-        data_dir,
-        check=False,
-        cli_config=cli_config,
-    )
+    proc = terraform.run(["test", "-no-color", f"-test-directory={suite}"], TFTEST_DIR, data_dir, check=False)
     assert proc.returncode == 0, (
         f"terraform test {suite} failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}"
     )
@@ -70,51 +62,21 @@ def test_terraform_test_provider_free_modules(terraform: Terraform, state_dir: P
     assert m and int(m.group(1)) == _expected_runs(suite) > 0, out[-3000:]
 
 
-def test_terraform_test_root_with_mock_provider(
-    terraform: Terraform, state_dir: Path, libvirt_provider
-) -> None:
-    out = _run_tftest(terraform, "root", state_dir / "tftest-root", cli_config=libvirt_provider.cli_config)
+def test_terraform_test_root_with_mock_provider(terraform: Terraform, state_dir: Path) -> None:
+    out = _run_tftest(terraform, "root", state_dir / "tftest-root")
     m = PASSED.search(out)
     assert m and int(m.group(1)) == _expected_runs("root") > 0, out[-3000:]
 
 
-@pytest.fixture(scope="module")
-def root_data_dir(terraform: Terraform, state_dir: Path, libvirt_provider) -> Path:
-    """terraform/ initialised with a throw-away local backend (state never leaves .state/)."""
-    data_dir = state_dir / "root-tfdata"
-    terraform.run(
-        [
-            "init",
-            "-input=false",
-            "-no-color",
-            f"-backend-config=path={state_dir / 'root-test.tfstate'}",
-        ],
-        TF_ROOT,
-        data_dir,
-        check=libvirt_provider.kind == "real",
-        cli_config=libvirt_provider.cli_config,
-    )
-    assert (data_dir / "modules" / "modules.json").is_file()
-    assert (data_dir / "terraform.tfstate").is_file(), "backend was not initialised"
-    assert not (TF_ROOT / ".terraform").exists(), "terraform data must stay out of terraform/"
-    return data_dir
-
-
-def test_validate_root(terraform: Terraform, root_data_dir: Path, libvirt_provider) -> None:
-    proc = terraform.run(
-        ["validate", "-no-color", "-json"],
-        TF_ROOT,
-        root_data_dir,
-        check=False,
-        cli_config=libvirt_provider.cli_config,
-    )
+def test_validate_root(terraform: Terraform, root_data_dir: Path) -> None:
+    proc = terraform.run(["validate", "-no-color", "-json"], TF_ROOT, root_data_dir, check=False)
     result = json.loads(proc.stdout)
     assert result["valid"], json.dumps(result["diagnostics"], indent=1)
     assert result["error_count"] == 0
 
 
 def test_validate_rejects_unknown_provider_argument(
-    terraform: Terraform, root_data_dir: Path, libvirt_provider, tmp_path: Path
+    terraform: Terraform, root_data_dir: Path, tmp_path: Path
 ) -> None:
     """The schema really is enforced: an argument 0.8.3 does not have is an error (here the
     0.9 rewrite's `devices` block)."""
@@ -125,20 +87,8 @@ def test_validate_rejects_unknown_provider_argument(
     vm = copy / "modules" / "vm" / "main.tf"
     vm.write_text(vm.read_text().replace("  qemu_agent  = true\n", "  qemu_agent  = true\n  devices {}\n", 1))
     data_dir = tmp_path / "tfdata"
-    terraform.run(
-        ["init", "-backend=false", "-input=false", "-no-color"],
-        copy,
-        data_dir,
-        check=False,
-        cli_config=libvirt_provider.cli_config,
-    )
-    proc = terraform.run(
-        ["validate", "-no-color", "-json"],
-        copy,
-        data_dir,
-        check=False,
-        cli_config=libvirt_provider.cli_config,
-    )
+    terraform.run(["init", "-backend=false", "-input=false", "-no-color"], copy, data_dir)
+    proc = terraform.run(["validate", "-no-color", "-json"], copy, data_dir, check=False)
     result = json.loads(proc.stdout)
     assert not result["valid"]
     assert any("devices" in (d.get("detail", "") + d.get("summary", "")) for d in result["diagnostics"])
@@ -146,12 +96,11 @@ def test_validate_rejects_unknown_provider_argument(
 
 @pytest.fixture(scope="module")
 def env_plans(
-    terraform: Terraform, root_data_dir: Path, libvirt_provider, test_public_key: Path, state_dir: Path
+    terraform: Terraform, root_data_dir: Path, libvirt, test_public_key: Path, state_dir: Path
 ) -> dict:
-    """`terraform plan` of terraform/ for each environment's tfvars (SSH key path overridden
-    with a test key: the tfvars point at the operator's ~/.ssh)."""
-    if libvirt_provider.kind == "real":
-        pytest.skip("planning the root against the real provider needs a libvirt host (qemu:///system)")
+    """`tofu plan` of terraform/ for each environment's tfvars, the provider connected to
+    libvirt's test driver (the tfvars name qemu:///system; the SSH key path is a test key:
+    the tfvars point at the operator's ~/.ssh)."""
     plans = {}
     for env in environments():
         plan = state_dir / f"plan-{env}"
@@ -160,14 +109,12 @@ def env_plans(
                 "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false", f"-out={plan}",
                 f"-var-file={REPO_ROOT / 'environments' / env / 'terraform.tfvars'}",
                 f'-var=ssh_public_key_paths=["{test_public_key}"]',
+                f"-var=libvirt_uri={libvirt.uri}",
             ],
             TF_ROOT,
             root_data_dir,
-            cli_config=libvirt_provider.cli_config,
         )  # fmt: skip
-        shown = terraform.run(
-            ["show", "-json", str(plan)], TF_ROOT, root_data_dir, cli_config=libvirt_provider.cli_config
-        )
+        shown = terraform.run(["show", "-json", str(plan)], TF_ROOT, root_data_dir)
         plans[env] = json.loads(shown.stdout)
     return plans
 

@@ -18,14 +18,14 @@ TF_ROOT = REPO_ROOT / "terraform"
 MODULES_DIR = TF_ROOT / "modules"
 TESTS_DIR = Path(__file__).resolve().parent
 TFTEST_DIR = TESTS_DIR / "tftest"
-STANDIN_DIR = TESTS_DIR / "standin"
 STATE_DIR = REPO_ROOT / ".state" / "terraform"
 PYTEST_STATE = STATE_DIR / "pytest"
+TOOLS_DIR = STATE_DIR / "tools"
 CLOUD_INIT_ROOT = STATE_DIR / "cloud-init" / "root"
 CLOUD_INIT_PYTHONPATH = CLOUD_INIT_ROOT / "usr" / "lib" / "python3" / "dist-packages"
 
 PROVIDER_VERSION = "0.8.3"
-PROVIDER_PATH = f"registry.terraform.io/dmacvicar/libvirt/{PROVIDER_VERSION}/linux_amd64"
+PROVIDER_ADDRESS = "registry.opentofu.org/dmacvicar/libvirt"
 
 _HCL_OPTIONS = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 
@@ -101,19 +101,20 @@ class Terraform:
         return {name: o.get("value") for name, o in outputs.items()}
 
 
-@dataclass
-class LibvirtProvider:
-    kind: str  # "real" or "stand-in"
-    directory: Path
-    cli_config: Path
-
-
-def _real_provider_dir() -> Path | None:
-    candidates = []
-    if os.environ.get("TF_LIBVIRT_PROVIDER_DIR"):
-        candidates.append(Path(os.environ["TF_LIBVIRT_PROVIDER_DIR"]))
-    candidates.append(STATE_DIR / "plugin-cache" / PROVIDER_PATH)
-    for d in candidates:
-        if d.is_dir() and any(p.name.startswith("terraform-provider-libvirt") for p in d.iterdir()):
-            return d
+def tofu_tools() -> tuple[Path, Path] | None:
+    """The pinned OpenTofu binary and the CLI config that serves the locally built libvirt
+    provider, as `make terraform-tools` made them (TOFU / TOFU_CLI_CONFIG from make, else
+    the one build in .state/terraform/tools)."""
+    binary, config = os.environ.get("TOFU"), os.environ.get("TOFU_CLI_CONFIG")
+    if binary and config:
+        return Path(binary), Path(config)
+    built = sorted((TOOLS_DIR / "bin").glob("tofu-v*"))
+    if len(built) == 1 and (TOOLS_DIR / "tofurc").is_file():
+        return built[0], TOOLS_DIR / "tofurc"
     return None
+
+
+def provider_binaries() -> list[Path]:
+    """Locally built dmacvicar/libvirt binaries in the filesystem mirror."""
+    mirror = TOOLS_DIR / "providers" / PROVIDER_ADDRESS / PROVIDER_VERSION
+    return sorted(mirror.glob("*/terraform-provider-libvirt_v*"))

@@ -1,7 +1,7 @@
 -- Order lines with the customer and product versions that were valid when the order was placed
--- (SCD2 point-in-time join), the line amount in the base currency and the category mapping.
--- An order placed before a key's first recorded version (the source backdates nothing, but
--- customers can be created after an order was keyed) gets that first version, flagged.
+-- (SCD2 point-in-time join, macros/scd2.sql), the line amount in the base currency and the
+-- category mapping. A line with no version valid at order_ts (an order keyed to a customer whose
+-- first recorded version came later) gets the nearest version, flagged false.
 with
 
 orders as (
@@ -42,22 +42,10 @@ category_mapping as (
 
 customer_at_order as (
 
-    select
-        orders.order_id,
-        customer_versions.customer_version_key,
-        customer_versions.segment,
-        customer_versions.country_code,
-        customer_versions.valid_from <= orders.order_ts
-            and (customer_versions.valid_to is null or orders.order_ts < customer_versions.valid_to)
-            as customer_version_at_order_time
-
-    from orders
-    inner join customer_versions
-        on orders.customer_id = customer_versions.customer_id
-    qualify row_number() over (
-        partition by orders.order_id
-        order by customer_version_at_order_time desc, customer_versions.valid_from
-    ) = 1
+    {{ version_at(
+        'orders', ['order_id'], 'customer_versions', 'customer_id', 'order_ts',
+        ['customer_version_key', 'segment', 'country_code'], 'customer_version_at_order_time'
+    ) }}
 
 ),
 
@@ -78,23 +66,10 @@ lines as (
 
 product_at_order as (
 
-    select
-        lines.order_id,
-        lines.line_no,
-        product_versions.product_version_key,
-        product_versions.category,
-        product_versions.currency as product_currency,
-        product_versions.valid_from <= lines.order_ts
-            and (product_versions.valid_to is null or lines.order_ts < product_versions.valid_to)
-            as product_version_at_order_time
-
-    from lines
-    inner join product_versions
-        on lines.product_id = product_versions.product_id
-    qualify row_number() over (
-        partition by lines.order_id, lines.line_no
-        order by product_version_at_order_time desc, product_versions.valid_from
-    ) = 1
+    {{ version_at(
+        'lines', ['order_id', 'line_no'], 'product_versions', 'product_id', 'order_ts',
+        ['product_version_key', 'category', 'currency'], 'product_version_at_order_time'
+    ) }}
 
 ),
 
@@ -115,7 +90,7 @@ joined as (
         product_at_order.category,
         coalesce(category_mapping.category_group, 'Unmapped') as category_group,
         lines.order_status,
-        product_at_order.product_currency as currency,
+        product_at_order.currency as currency,
 
         -- numerics
         lines.quantity,
@@ -138,7 +113,7 @@ joined as (
         on lines.order_id = product_at_order.order_id
         and lines.line_no = product_at_order.line_no
     left join fx_rates
-        on product_at_order.product_currency = fx_rates.currency
+        on product_at_order.currency = fx_rates.currency
         and lines.order_date >= fx_rates.valid_from
         and lines.order_date < fx_rates.valid_to
     left join category_mapping

@@ -1,9 +1,10 @@
--- Seed 001's category ranking over the whole period: revenue, share and rank.
+-- Categories ranked by revenue over the whole period, with their share of it. Equal revenues
+-- are ranked by category code, so every rank is held by one category (rank 1 is the top one).
 with
 
 sales as (
 
-    select * from {{ ref('sales_by_category') }}
+    select * from {{ ref('agg_sales_by_category') }}
 
 ),
 
@@ -25,7 +26,7 @@ totals as (
 final as (
 
     select
-        cast(rank() over (order by revenue desc, category) as integer) as revenue_rank,
+        cast(row_number() over (order by revenue desc, category) as integer) as revenue_rank,
         category,
         category_group,
         display_name,

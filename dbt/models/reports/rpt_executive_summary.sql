@@ -1,4 +1,7 @@
--- Seed 001's executive summary: the headline numbers of the whole period, one row.
+-- The headline numbers of the whole period, always one row (zeros on an empty period). The
+-- period runs from the first to the last day that has an order or an event, so it covers every
+-- number below. Order figures exclude cancelled orders; event figures count every valid event;
+-- the daily figures are over the days with at least one event.
 with
 
 lines as (
@@ -10,7 +13,7 @@ lines as (
 
 conversion as (
 
-    select * from {{ ref('conversion_rate_daily') }}
+    select * from {{ ref('agg_conversion_rate_daily') }}
 
 ),
 
@@ -45,7 +48,9 @@ event_totals as (
         count(*) as total_events,
         count(distinct user_id) as total_users,
         count(*) filter (where event_type = 'purchase') as total_purchases,
-        sum(amount_base) filter (where event_type = 'purchase') as total_gmv
+        sum(amount_base) filter (where event_type = 'purchase') as total_gmv,
+        min(event_date) as first_event_date,
+        max(event_date) as last_event_date
 
     from events
 
@@ -54,7 +59,7 @@ event_totals as (
 daily as (
 
     select
-        avg(dau_count) as avg_dau,
+        coalesce(avg(dau_count), 0) as avg_dau,
         {{ safe_divide('sum(purchase_users)', 'sum(dau_count)') }} as avg_conversion_rate
 
     from conversion
@@ -70,8 +75,8 @@ top_category as (
 final as (
 
     select
-        order_totals.first_order_date as period_start,
-        order_totals.last_order_date as period_end,
+        least(order_totals.first_order_date, event_totals.first_event_date) as period_start,
+        greatest(order_totals.last_order_date, event_totals.last_event_date) as period_end,
         cast(order_totals.total_orders as bigint) as total_orders,
         cast(order_totals.total_customers as bigint) as total_customers,
         {{ money('coalesce(order_totals.total_revenue, 0)') }} as total_revenue,

@@ -3,6 +3,12 @@
 A file counts as ingested when its rows are in bronze.events: the file list and the rows are
 one Delta commit, so a run killed at any point and rerun neither loses nor repeats a file.
 Concurrent runs are fenced by the commit's app transaction (same app id, expected version).
+
+Which files: NDJSON (`.jsonl`, `.ndjson`, `.json`), plain or compressed (`.gz`, `.zst`, `.bz2`,
+read through Arrow's codecs). Nothing else is dropped in silence: a file with another extension,
+another compression or a body that does not decompress is *skipped* with its reason, reported
+by every run (and by `lakehouse bronze --files`) until it is removed or fixed. Names starting
+with `.` or `_` are files still being written and markers (`_SUCCESS`); they are counted, not read.
 """
 
 from __future__ import annotations
@@ -11,18 +17,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from lakehouse import delta
-from lakehouse.reconcile import Reconciliation
-from lakehouse.storage import Lake
+from lakehouse.core import delta
+from lakehouse.core.reconcile import Reconciliation
+from lakehouse.core.storage import Lake
 
 TABLE = "bronze.events"
 APP_ID = "bronze.events<-landing/events"
 SUFFIXES = (".jsonl", ".json", ".ndjson")
+# compressed landing files: extension -> Arrow codec
+CODECS = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2"}
+ARCHIVES = (".zip", ".tar", ".tgz", ".7z", ".rar")
 
 SCHEMA = pa.schema(
     [
@@ -49,6 +59,46 @@ class LandingResult:
     rows: int = 0
     commits: int = 0
     already_ingested: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why it was not read)
+    ignored: int = 0  # in-progress files and markers (names starting with . or _)
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One file under landing/events and what bronze does with it."""
+
+    name: str  # relative to landing/events
+    size: int
+    codec: str | None  # Arrow codec of a compressed file
+    skip: str | None  # why it is not read; None = readable
+
+
+def classify(name: str, size: int = 0) -> LandingFile:
+    """Whether bronze reads a landing file (and how), or why it skips it."""
+    lower = name.lower()
+    codec = None
+    body = lower
+    for ext, candidate in CODECS.items():
+        if lower.endswith(ext):
+            codec, body = candidate, lower.removesuffix(ext)
+            break
+    if body.endswith(SUFFIXES):
+        return LandingFile(name, size, codec, None)
+    if lower.endswith(ARCHIVES) or lower.endswith(tuple(f".tar{e}" for e in CODECS)):
+        why = "an archive: unpack it into landing/events"
+    elif codec is not None:
+        why = f"compressed {PurePosixPath(body).suffix or 'file'} is not NDJSON"
+    elif PurePosixPath(lower).suffix in (".lz4", ".xz", ".br", ".snappy", ".zstd", ".gzip"):
+        why = f"compression {PurePosixPath(lower).suffix} is not read (use .gz, .zst or .bz2)"
+    else:
+        why = f"extension {PurePosixPath(lower).suffix or '(none)'} is not NDJSON"
+    return LandingFile(
+        name, size, None, why + " (landing/events takes .jsonl/.ndjson/.json, optionally .gz/.zst/.bz2)"
+    )
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith((".", "_")) for part in name.split("/"))
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -110,15 +160,51 @@ def ingested_files(lake: Lake) -> set[str]:
     return {str(v) for v in pc.unique(col).to_pylist() if v is not None}
 
 
-def pending_files(lake: Lake, fs: pafs.FileSystem, base: str) -> tuple[list[pafs.FileInfo], int]:
+@dataclass
+class Listing:
+    """The landing folder as bronze sees it."""
+
+    todo: list[tuple[pafs.FileInfo, LandingFile]] = field(default_factory=list)
+    ingested: list[LandingFile] = field(default_factory=list)
+    skipped: list[LandingFile] = field(default_factory=list)
+    ignored: int = 0
+
+
+def list_landing(lake: Lake, fs: pafs.FileSystem, base: str) -> Listing:
+    """Every file under landing/events: to ingest, already ingested, skipped (with why), ignored."""
     infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    files = sorted(
-        (i for i in infos if i.type == pafs.FileType.File and i.path.endswith(SUFFIXES)),
-        key=lambda i: i.path,
-    )
     done = ingested_files(lake)
-    todo = [i for i in files if _relative(i.path, base) not in done]
-    return todo, len(files) - len(todo)
+    out = Listing()
+    for info in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
+        name = _relative(info.path, base)
+        if _hidden(name):
+            out.ignored += 1
+            continue
+        f = classify(name, int(info.size or 0))
+        if name in done:
+            out.ingested.append(f)
+        elif f.skip:
+            out.skipped.append(f)
+        else:
+            out.todo.append((info, f))
+    return out
+
+
+def rows_per_file(lake: Lake) -> dict[str, int]:
+    """Rows bronze.events holds per landing file."""
+    dt = delta.open_table(lake, TABLE)
+    if dt is None:
+        return {}
+    col = dt.to_pyarrow_dataset().to_table(
+        columns=["source_file"], filter=pc.field("source_system") == "landing"
+    )["source_file"]
+    counts = pc.value_counts(col).to_pylist()
+    return {str(c["values"]): int(c["counts"]) for c in counts if c["values"] is not None}
+
+
+def _read(fs: pafs.FileSystem, path: str, codec: str | None) -> bytes:
+    with fs.open_input_stream(path, compression=codec) as stream:
+        return bytes(stream.read())
 
 
 def _relative(path: str, base: str) -> str:
@@ -134,11 +220,16 @@ def ingest(
 ) -> tuple[LandingResult, Reconciliation]:
     """Ingest every landing file not yet in bronze.events, in commits of bounded size."""
     fs, base = lake.landing("events")
-    todo, skipped = pending_files(lake, fs, base)
-    result = LandingResult(already_ingested=skipped)
+    listing = list_landing(lake, fs, base)
+    todo = listing.todo
+    result = LandingResult(
+        already_ingested=len(listing.ingested),
+        skipped=[(f.name, f.skip or "") for f in listing.skipped],
+        ignored=listing.ignored,
+    )
     rec = Reconciliation(run_id, "bronze", "landing/events", TABLE)
     if on_plan:
-        on_plan(len(todo), sum(i.size for i in todo))
+        on_plan(len(todo), sum(int(i.size or 0) for i, _ in todo))
     pending: list[pa.Table] = []
     names: list[str] = []
     rows = 0
@@ -166,10 +257,14 @@ def ingest(
         rec.inserted += rows
         pending, names, rows, batch_id = [], [], 0, _batch_id()
 
-    for info in todo:
-        with fs.open_input_stream(info.path) as stream:
-            lines = split_lines(stream.read())
-        name = _relative(info.path, base)
+    for info, landed in todo:
+        name = landed.name
+        try:
+            lines = split_lines(_read(fs, info.path, landed.codec))
+        except (OSError, pa.ArrowInvalid) as exc:
+            # a body that does not decompress: reported, and read again once it is replaced
+            result.skipped.append((name, f"cannot read {landed.codec or 'file'}: {exc}"))
+            continue
         at = datetime.now(UTC)
         pending.append(file_batch(name, lines, batch_id, rows, at))
         names.append(name)
@@ -181,7 +276,15 @@ def ingest(
         if rows >= max_rows_per_commit:
             flush()
     flush()
-    rec.detail = f"{len(result.files)} files in {result.commits} commits; {skipped} already ingested"
+    notes = [
+        f"{len(result.files)} files in {result.commits} commits",
+        f"{result.already_ingested} already ingested",
+    ]
+    if result.skipped:
+        notes.append(f"{len(result.skipped)} skipped (not readable: `lakehouse bronze --files`)")
+    if result.ignored:
+        notes.append(f"{result.ignored} in-progress or marker files ignored")
+    rec.detail = "; ".join(notes)
     return result, rec.finish()
 
 

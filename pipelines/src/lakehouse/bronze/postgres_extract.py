@@ -15,10 +15,10 @@ import duckdb
 import pyarrow.compute as pc
 from duckdb_extensions import import_extension
 
-from lakehouse import delta
-from lakehouse.errors import ServiceError
-from lakehouse.reconcile import Reconciliation
-from lakehouse.storage import Lake
+from lakehouse.core import delta
+from lakehouse.core.errors import ServiceError
+from lakehouse.core.reconcile import Reconciliation
+from lakehouse.core.storage import Lake
 
 
 @dataclass(frozen=True)

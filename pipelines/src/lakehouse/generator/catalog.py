@@ -1,60 +1,54 @@
-"""Shared reference values for the generators: countries, currencies, pages, channels, products."""
+"""What the generators draw from: weights, pages, campaigns, products, and the contract's spellings
+and currencies."""
 
 from __future__ import annotations
 
 import random
 from decimal import Decimal
 
-# country code -> (English names users type, local currency)
+from lakehouse.core.contract import reference
+from lakehouse.core.contract.events import EVENT_TYPES as CONTRACT_EVENT_TYPES
+
+# How often each country and event type occurs (relative weights).
+COUNTRY_WEIGHTS_BY_CODE = {
+    "US": 30, "GB": 10, "DE": 9, "FR": 7, "PL": 6, "NL": 4, "ES": 5,
+    "IT": 4, "SE": 3, "CA": 5, "JP": 4, "BR": 4, "IN": 6, "AU": 3,
+}  # fmt: skip
+COUNTRY_CODES = tuple(COUNTRY_WEIGHTS_BY_CODE)
+COUNTRY_WEIGHTS = tuple(COUNTRY_WEIGHTS_BY_CODE.values())
+# code -> (names users type, local currency); names and currencies come from the contract.
 COUNTRIES: dict[str, tuple[tuple[str, ...], str]] = {
-    "US": (("United States", "united states"), "USD"),
-    "GB": (("United Kingdom", "united kingdom"), "GBP"),
-    "DE": (("Germany", "germany"), "EUR"),
-    "FR": (("France",), "EUR"),
-    "PL": (("Poland",), "PLN"),
-    "NL": (("Netherlands",), "EUR"),
-    "ES": (("Spain",), "EUR"),
-    "IT": (("Italy",), "EUR"),
-    "SE": (("Sweden",), "SEK"),
-    "CA": (("Canada",), "CAD"),
-    "JP": (("Japan",), "JPY"),
-    "BR": (("Brazil",), "BRL"),
-    "IN": (("India",), "INR"),
-    "AU": (("Australia",), "AUD"),
-}
-COUNTRY_CODES = tuple(COUNTRIES)
-COUNTRY_WEIGHTS = (30, 10, 9, 7, 6, 4, 5, 4, 3, 5, 4, 4, 6, 3)
-
-# Units of local currency per USD, used to price events in local currency (approximate, static).
-USD_TO_LOCAL = {
-    "USD": Decimal("1"),
-    "EUR": Decimal("0.92"),
-    "GBP": Decimal("0.79"),
-    "PLN": Decimal("3.98"),
-    "SEK": Decimal("10.6"),
-    "CAD": Decimal("1.37"),
-    "JPY": Decimal("151"),
-    "BRL": Decimal("5.6"),
-    "INR": Decimal("84"),
-    "AUD": Decimal("1.52"),
+    code: (
+        (*reference.country_names(code), *(n.lower() for n in reference.country_names(code))),
+        reference.LOCAL_CURRENCY[code],
+    )
+    for code in COUNTRY_CODES
 }
 
-EVENT_TYPES = ("page_view", "click", "add_to_cart", "login", "logout", "purchase")
-EVENT_WEIGHTS = (50, 25, 9, 7, 5, 4)
+EVENT_WEIGHTS_BY_TYPE = {
+    "page_view": 50,
+    "click": 25,
+    "add_to_cart": 9,
+    "login": 7,
+    "logout": 5,
+    "purchase": 4,
+}
+if set(EVENT_WEIGHTS_BY_TYPE) != set(CONTRACT_EVENT_TYPES):
+    raise RuntimeError("the generator must weigh exactly the contract's event types")
+EVENT_TYPES = tuple(EVENT_WEIGHTS_BY_TYPE)
+EVENT_WEIGHTS = tuple(EVENT_WEIGHTS_BY_TYPE.values())
 PAGES = ("/", "/home", "/search", "/deals", "/product", "/cart", "/checkout", "/account", "/help", "/blog")
-SOURCES = ("web", "mobile", "email", "ads", "partner")
-SOURCE_SPELLINGS = {
-    "web": ("web", "Web", "WEB", " web "),
-    "mobile": ("mobile", "Mobile", "mobile_app", "ios", "android"),
-    "email": ("email", "Email", "newsletter"),
-    "ads": ("ads", "paid", "ppc"),
-    "partner": ("partner", "affiliate"),
-}
-DEVICE_SPELLINGS = {
-    "desktop": ("desktop", "Desktop", "pc", "mac"),
-    "mobile": ("mobile", "iPhone", "android_phone", "phone"),
-    "tablet": ("tablet", "iPad"),
-}
+
+
+def _as_typed(spellings: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Every spelling the contract maps to a value, plus the value as people also type it:
+    capitalised and with stray spaces (silver compares lower-case and trimmed)."""
+    return {value: (*keys, value.capitalize(), f" {value} ") for value, keys in spellings.items()}
+
+
+SOURCE_SPELLINGS = _as_typed(reference.spellings("source"))
+SOURCES = tuple(SOURCE_SPELLINGS)
+DEVICE_SPELLINGS = _as_typed(reference.spellings("device"))
 CAMPAIGNS = (None, None, None, "black_friday", "newsletter_nov", "retargeting", "brand")
 CATEGORIES = ("electronics", "books", "home", "garden", "toys", "fashion", "sports", "beauty", "grocery")
 SEGMENTS = ("consumer", "small_business", "enterprise", "vip")

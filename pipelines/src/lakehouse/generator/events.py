@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TypeVar
 
-from lakehouse.config import FaultRates, GeneratorSettings
+from lakehouse.core.contract import reference
+from lakehouse.core.settings import FaultRates, GeneratorSettings
 from lakehouse.generator.catalog import (
     CAMPAIGNS,
     COUNTRIES,
@@ -34,7 +35,6 @@ from lakehouse.generator.catalog import (
     PAGES,
     SOURCE_SPELLINGS,
     SOURCES,
-    USD_TO_LOCAL,
     product_base_price,
 )
 
@@ -146,7 +146,7 @@ def clean_event(spec: EventSpec, index: int) -> dict[str, object]:
         product_id = 1 + d.below(14, spec.products)
         event["product_id"] = product_id
         if event_type == "purchase":
-            local = product_base_price(spec.seed, product_id) * USD_TO_LOCAL[currency]
+            local = product_base_price(spec.seed, product_id) * reference.units_per_usd(currency, ts.date())
             event["price"] = float(local.quantize(Decimal("0.01")))
             event["quantity"] = d.weighted(13, (1, 2, 3, 4), QTY_CUM)
             if currency != "USD" or (misc >> 20) % 2:

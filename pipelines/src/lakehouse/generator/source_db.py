@@ -1,9 +1,10 @@
 """The PostgreSQL source database: customers, products, orders, order_items.
 
-`load` (re)creates schema `shop` and bulk-loads it with COPY; `apply_changes(k)` applies change
-batch k once: customers move country or segment, prices change, orders advance, new orders
-arrive, and some updates commit late (their updated_at is older than rows already extracted).
-Everything is deterministic for a seed.
+`load` (re)creates schema `shop` and bulk-loads it with COPY, recording the generator settings it
+used (`shop.load_info`); `apply_changes(k)` applies change batch k once: customers move country or
+segment, prices change, orders advance, new orders arrive, and some updates commit late (their
+updated_at is older than rows already extracted). Everything is deterministic for a seed.
+`state` says what a database holds already, so a rerun can keep it and go on with the next batch.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from lakehouse.config import GeneratorSettings
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.settings import GeneratorSettings
 from lakehouse.generator.catalog import (
     COUNTRIES,
     COUNTRY_CODES,
@@ -72,6 +76,10 @@ CREATE TABLE {SCHEMA}.change_batches (
     applied_at  timestamptz NOT NULL DEFAULT now(),
     summary     text NOT NULL
 );
+CREATE TABLE {SCHEMA}.load_info (
+    settings    jsonb NOT NULL,
+    loaded_at   timestamptz NOT NULL DEFAULT now()
+);
 CREATE INDEX ON {SCHEMA}.customers (updated_at);
 CREATE INDEX ON {SCHEMA}.products (updated_at);
 CREATE INDEX ON {SCHEMA}.orders (updated_at);
@@ -98,6 +106,65 @@ class LoadSummary:
     products: int
     orders: int
     order_items: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.customers:,} customers, {self.products:,} products, {self.orders:,} orders, "
+            f"{self.order_items:,} order lines"
+        )
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What a source database holds: the generator settings it was loaded with (None: loaded
+    before they were recorded), the change batches applied, and its row counts."""
+
+    settings: dict[str, Any] | None
+    batches: list[int]
+    rows: dict[str, int]
+
+    def differences(self, g: GeneratorSettings) -> list[str]:
+        """Settings that differ from `g`, as 'name: loaded -> now'."""
+        if self.settings is None:
+            return []
+        now = load_settings(g)
+        return [f"{k}: {self.settings.get(k)} -> {v}" for k, v in now.items() if self.settings.get(k) != v]
+
+
+def load_settings(g: GeneratorSettings) -> dict[str, Any]:
+    """The generator settings a load depends on."""
+    return {
+        "seed": g.seed,
+        "customers": g.customers,
+        "products": g.products,
+        "orders": g.orders,
+        "start": g.start.isoformat(),
+        "days": g.days,
+    }
+
+
+def state(dsn: str) -> SourceState | None:
+    """The source database's state, or None when schema `shop` was never loaded."""
+    with psycopg.connect(dsn) as conn:
+        present = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (SCHEMA,)
+            )
+        }
+        if not {*TABLES, "change_batches"} <= present:
+            return None
+        info = None
+        if "load_info" in present:
+            row = conn.execute(
+                f"SELECT settings FROM {SCHEMA}.load_info ORDER BY loaded_at DESC LIMIT 1"
+            ).fetchone()
+            info = dict(row[0]) if row else None
+        batches = [
+            int(r[0]) for r in conn.execute(f"SELECT batch FROM {SCHEMA}.change_batches ORDER BY batch")
+        ]
+        rows = {t: int(conn.execute(f"SELECT count(*) FROM {SCHEMA}.{t}").fetchone()[0]) for t in TABLES}  # type: ignore[index]
+    return SourceState(info, batches, rows)
 
 
 def _second(ts: datetime) -> datetime:
@@ -184,6 +251,7 @@ def load(dsn: str, g: GeneratorSettings) -> LoadSummary:
             items,
         )
         cur.execute(f"ANALYZE {SCHEMA}.customers, {SCHEMA}.products, {SCHEMA}.orders, {SCHEMA}.order_items")
+        cur.execute(f"INSERT INTO {SCHEMA}.load_info (settings) VALUES (%s)", (Jsonb(load_settings(g)),))
     return LoadSummary(len(customers), len(products), len(orders), len(items))
 
 
@@ -195,7 +263,11 @@ def batch_clock(g: GeneratorSettings, batch: int) -> datetime:
 def apply_changes(dsn: str, g: GeneratorSettings, batch: int) -> str | None:
     """Apply change batch `batch` once; returns a summary, or None if it was applied before."""
     if batch < 1:
-        raise ValueError("change batches are numbered from 1")
+        raise LakehouseError(f"change batches are numbered from 1 (got {batch})")
+    if state(dsn) is None:
+        raise LakehouseError(
+            "the source database has no shop schema yet: run `lakehouse generate source` (or `lakehouse demo`)"
+        )
     rng = random.Random(g.seed * 10_007 + batch)
     clock = batch_clock(g, batch)
     late_clock = clock - timedelta(minutes=90)  # older than the previous batch: commits "late"

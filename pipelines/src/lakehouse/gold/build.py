@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import duckdb
 import psycopg
 
-from lakehouse import delta
-from lakehouse.config import Settings
-from lakehouse.gold.dbt import BuildLedger, DbtProject, DbtRun
+from lakehouse.core import delta, quality
+from lakehouse.core.reconcile import Reconciliation, new_run_id
+from lakehouse.core.storage import Lake
+from lakehouse.gold import gate
+from lakehouse.gold.build_ledger import BuildLedger
+from lakehouse.gold.dbt import DbtProject, DbtRun
 from lakehouse.gold.publish import marts
-from lakehouse.quality import gate, results
-from lakehouse.reconcile import Reconciliation, new_run_id
-from lakehouse.storage import Lake
 
 
 @dataclass
@@ -49,8 +49,8 @@ def export_delta(lake: Lake, project: DbtProject, run_id: str) -> dict[str, int]
 
 
 def build(
-    settings: Settings,
-    lake: Lake | None = None,
+    project: DbtProject,
+    lake: Lake,
     select: list[str] | None = None,
     on_line: Callable[[str], None] | None = None,
     full_refresh: bool = False,
@@ -59,8 +59,6 @@ def build(
 
     Does not raise on failing tests (dbt skips what depends on them); check `.ok`, or call
     `gate.enforce(result.report)` to stop downstream work."""
-    lake = lake or Lake(settings)
-    project = DbtProject.from_settings(settings)
     run_id = new_run_id()
     start = time.perf_counter()
     args = (
@@ -73,9 +71,9 @@ def build(
         # what the gold gate reads instead of running the same tests again (while nothing changes)
         BuildLedger.record(project, json.loads(results_file.read_text()), full=not select)
     report = gate.GateReport("gold", run_id, gate.dbt_results(run, "gold", run_id), run.seconds)
-    results.store(lake, report.results)
+    quality.store(lake, report.results)
     try:
-        results.publish(settings, report.results)
+        quality.publish(project.serving, report.results)
         report.published = True
     except psycopg.OperationalError:
         report.published = False  # serving database down: the Delta history still has them

@@ -1,43 +1,41 @@
 """Headline KPIs and the dashboard queries, read from PostgreSQL gold.* as BI tools read them.
 
-DASHBOARD_QUERIES are the panels of seed 002's Grafana dashboard (and seed 003's KPIs); the
+DASHBOARD_QUERIES are the dashboard panels (batch KPIs, channels, top pages, per-minute KPIs); the
 bench times them (p95) and `lakehouse gold kpis` shows the headline ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
-from lakehouse.jobs import postgres_dsn
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.settings import PostgresSettings
 
 DASHBOARD_QUERIES: dict[str, str] = {
-    "dau_last_30_days": "SELECT event_date, dau_count FROM gold.daily_active_users ORDER BY event_date DESC LIMIT 30",
+    "dau_last_30_days": "SELECT event_date, dau_count FROM gold.agg_daily_active_users ORDER BY event_date DESC LIMIT 30",
     "conversion_last_30_days": (
-        "SELECT event_date, conversion_rate, total_purchases, dau_count FROM gold.conversion_rate_daily "
+        "SELECT event_date, conversion_rate, total_purchases, dau_count FROM gold.agg_conversion_rate_daily "
         "ORDER BY event_date DESC LIMIT 30"
     ),
     "total_purchases_and_events": (
-        "SELECT (SELECT sum(total_purchases) FROM gold.conversion_rate_daily) AS purchases, "
-        "(SELECT sum(event_count) FROM gold.events_per_source_daily) AS events"
+        "SELECT (SELECT sum(total_purchases) FROM gold.agg_conversion_rate_daily) AS purchases, "
+        "(SELECT sum(event_count) FROM gold.agg_events_per_source_daily) AS events"
     ),
     "events_per_source_last_day": (
-        "SELECT source, event_count FROM gold.events_per_source_daily "
-        "WHERE event_date = (SELECT max(event_date) FROM gold.events_per_source_daily) ORDER BY event_count DESC"
+        "SELECT source, event_count FROM gold.agg_events_per_source_daily "
+        "WHERE event_date = (SELECT max(event_date) FROM gold.agg_events_per_source_daily) ORDER BY event_count DESC"
     ),
     "top_pages_by_purchases": (
-        "SELECT page, sum(purchase_count) AS purchases FROM gold.purchases_per_page_daily "
+        "SELECT page, sum(purchase_count) AS purchases FROM gold.agg_purchases_per_page_daily "
         "GROUP BY page ORDER BY purchases DESC LIMIT 10"
     ),
     "kpis_last_24h": (
-        "SELECT window_start, orders, gmv, active_users, conversion_rate FROM gold.kpis_per_minute "
-        "WHERE window_start >= (SELECT max(window_start) FROM gold.kpis_per_minute) - interval '24 hours' "
+        "SELECT window_start, orders, gmv, active_users, conversion_rate FROM gold.agg_kpis_per_minute "
+        "WHERE window_start >= (SELECT max(window_start) FROM gold.agg_kpis_per_minute) - interval '24 hours' "
         "ORDER BY window_start"
     ),
     "revenue_by_segment_last_7_days": (
@@ -55,42 +53,17 @@ class Kpis:
     last_day: dict[str, Any]
     peak_minute: dict[str, Any]
 
-    def rows(self) -> list[tuple[str, str]]:
-        s, d, p = self.summary, self.last_day, self.peak_minute
 
-        def money(v: Any) -> str:
-            return f"${Decimal(v or 0):,.2f}"
-
-        return [
-            ("period", f"{s['period_start']} .. {s['period_end']}"),
-            ("events (silver)", f"{s['total_events']:,}"),
-            ("users", f"{s['total_users']:,}"),
-            ("average DAU", f"{s['avg_dau']:,.1f}"),
-            ("conversion (purchasing users / DAU)", f"{s['avg_conversion_rate']:.2%}"),
-            ("purchases (events)", f"{s['total_purchases']:,}"),
-            ("GMV (events, USD)", money(s["total_gmv"])),
-            ("orders (source database)", f"{s['total_orders']:,}"),
-            ("revenue (orders, USD)", money(s["total_revenue"])),
-            ("average order value", money(s["avg_order_value"])),
-            ("top category", str(s["top_category"])),
-            (f"DAU on {d.get('event_date')}", f"{d.get('dau_count', 0):,}"),
-            (f"conversion on {d.get('event_date')}", f"{(d.get('conversion_rate') or 0):.2%}"),
-            (f"peak GMV minute ({p.get('window_start')})", money(p.get("gmv"))),
-        ]
-
-
-def headline(settings: Settings) -> Kpis:
+def headline(serving: PostgresSettings) -> Kpis:
     """The headline KPIs from PostgreSQL gold.* (what a dashboard shows)."""
     try:
-        with psycopg.connect(
-            postgres_dsn(settings, settings.postgres.serving_db), row_factory=dict_row
-        ) as conn:
+        with psycopg.connect(serving.serving_dsn, row_factory=dict_row) as conn:
             summary = conn.execute(DASHBOARD_QUERIES["executive_summary"]).fetchone()
             last_day = conn.execute(
-                "SELECT event_date, dau_count, conversion_rate FROM gold.conversion_rate_daily ORDER BY event_date DESC LIMIT 1"
+                "SELECT event_date, dau_count, conversion_rate FROM gold.agg_conversion_rate_daily ORDER BY event_date DESC LIMIT 1"
             ).fetchone()
             peak = conn.execute(
-                "SELECT window_start, gmv FROM gold.kpis_per_minute ORDER BY gmv DESC, window_start LIMIT 1"
+                "SELECT window_start, gmv FROM gold.agg_kpis_per_minute ORDER BY gmv DESC, window_start LIMIT 1"
             ).fetchone()
     except psycopg.errors.UndefinedTable:
         raise LakehouseError("PostgreSQL has no gold marts yet: run `lakehouse gold publish`") from None

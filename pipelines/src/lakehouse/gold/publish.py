@@ -25,10 +25,9 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
+from lakehouse.core import ops_db
+from lakehouse.core.errors import LakehouseError
 from lakehouse.gold.dbt import DbtProject
-from lakehouse.jobs import postgres_dsn
 
 SCHEMA = "gold"
 NEXT = "gold_next"
@@ -75,6 +74,7 @@ class PublishResult:
     schema: str
     tables: dict[str, int]  # table -> rows
     seconds: float
+    publication_id: int | None = None  # the row in ops.publications (the API's version of gold)
 
 
 def bi_role() -> str:
@@ -192,24 +192,24 @@ def _load_table(conn: psycopg.Connection[Any], con: duckdb.DuckDBPyConnection, m
     return rows
 
 
-def publish(settings: Settings, project: DbtProject | None = None, check_gate: bool = True) -> PublishResult:
+def publish(project: DbtProject, check_gate: bool = True) -> PublishResult:
     """Copy every published mart to PostgreSQL `gold` and swap it in atomically."""
-    project = project or DbtProject.from_settings(settings)
     if check_gate:
         last_build_passed(project)
-    selected = marts(project.artifact("manifest.json"))
+    manifest = project.artifact("manifest.json")
+    selected = marts(manifest)
     if not selected:
         raise PublishError("the dbt manifest has no model with meta.publish = true")
     if not project.duckdb_path.exists():
         raise PublishError(f"no gold build at {project.duckdb_path}: run `lakehouse gold build` first")
-    db = settings.postgres.serving_db
+    db = project.serving.serving_db
     start = time.perf_counter()
     tables: dict[str, int] = {}
     con = duckdb.connect(str(project.duckdb_path), read_only=True)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="gold-publish-") as tmp,
-            psycopg.connect(postgres_dsn(settings, db), autocommit=False) as conn,
+            psycopg.connect(project.serving.dsn(db), autocommit=False) as conn,
         ):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
             conn.execute("SET LOCAL lock_timeout = '60s'")
@@ -245,6 +245,10 @@ def publish(settings: Settings, project: DbtProject | None = None, check_gate: b
             )
             if has_gold:
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(PREV)))
+            # in the swap's transaction: the publication's id changes exactly when gold does
+            ops_db.grant_bi_access(conn, role)
+            invocation = manifest.get("metadata", {}).get("invocation_id")
+            publication_id = ops_db.record_publication(conn, SCHEMA, tables, invocation)
             conn.commit()
             for name in tables:  # planner statistics, outside the swap transaction
                 conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCHEMA, name)))
@@ -254,4 +258,4 @@ def publish(settings: Settings, project: DbtProject | None = None, check_gate: b
         raise PublishError(f"publishing to PostgreSQL {db} failed (nothing changed): {msg}") from None
     finally:
         con.close()
-    return PublishResult(SCHEMA, tables, time.perf_counter() - start)
+    return PublishResult(SCHEMA, tables, time.perf_counter() - start, publication_id)

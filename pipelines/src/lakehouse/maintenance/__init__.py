@@ -1,9 +1,8 @@
-"""Table maintenance over delta-rs: OPTIMIZE (compaction, Z-order), VACUUM, checkpoints, restore,
-backfill. The CLI (`lakehouse maintain ...`) and the Airflow maintenance DAG call these."""
+"""Table maintenance over delta-rs: OPTIMIZE (compaction, Z-order), VACUUM, checkpoints, restore.
+The CLI (`lakehouse maintain ...`) and the Airflow maintenance DAG call these."""
 
 from lakehouse.maintenance.ops import (
     MaintenanceResult,
-    backfill,
     checkpoint,
     discover_tables,
     maintain,
@@ -14,7 +13,6 @@ from lakehouse.maintenance.ops import (
 
 __all__ = [
     "MaintenanceResult",
-    "backfill",
     "checkpoint",
     "discover_tables",
     "maintain",

@@ -7,21 +7,18 @@ read back later (`lakehouse maintain report`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
-from lakehouse import delta, lineage
-from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
-from lakehouse.generator import events as event_gen
-from lakehouse.storage import LAYERS, Lake
+from lakehouse.core import delta
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.settings import MaintenanceSettings
+from lakehouse.core.storage import LAYERS, Lake
 
 REPORT_TABLE = "ops.maintenance"
 MB = 1024 * 1024
@@ -86,7 +83,7 @@ def _live(dt: DeltaTable) -> tuple[int, int]:
 def discover_tables(lake: Lake) -> list[str]:
     """Every Delta table under <lake>/<layer>/<name>, sorted (the `maintenance.tables` default)."""
     found: list[str] = []
-    fs, root = _filesystem(lake)
+    fs, root = lake.filesystem()
     for layer in LAYERS:
         infos = fs.get_file_info(pafs.FileSelector(f"{root}/{layer}", allow_not_found=True))
         for info in infos:
@@ -96,14 +93,6 @@ def discover_tables(lake: Lake) -> list[str]:
             if lake.exists(name):
                 found.append(name)
     return sorted(found)
-
-
-def _filesystem(lake: Lake) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem for the lake and the lake root as a path on it."""
-    if not lake.settings.is_s3:
-        return pafs.LocalFileSystem(), lake.root
-    fs, landing = lake.landing("events")
-    return fs, landing.rsplit("/landing/", 1)[0]
 
 
 def _started(lake: Lake, table: str) -> tuple[DeltaTable, MaintenanceResult, float]:
@@ -128,9 +117,9 @@ def _finish(dt: DeltaTable, res: MaintenanceResult, t0: float) -> MaintenanceRes
     return res
 
 
-def _zorder_columns(settings: Settings, table: str, size: int, schema_names: set[str]) -> list[str]:
-    cols = settings.maintenance.zorder.get(table) or []
-    if not cols or size < settings.maintenance.zorder_min_mb * MB:
+def _zorder_columns(m: MaintenanceSettings, table: str, size: int, schema_names: set[str]) -> list[str]:
+    cols = m.zorder.get(table) or []
+    if not cols or size < m.zorder_min_mb * MB:
         return []
     missing = [c for c in cols if c not in schema_names]
     if missing:
@@ -138,19 +127,21 @@ def _zorder_columns(settings: Settings, table: str, size: int, schema_names: set
     return list(cols)
 
 
-def optimize(lake: Lake, settings: Settings, table: str, *, zorder: bool | None = None) -> MaintenanceResult:
+def optimize(
+    lake: Lake, m: MaintenanceSettings, table: str, *, zorder: bool | None = None
+) -> MaintenanceResult:
     """Compact small files (bin-packing to maintenance.target_file_mb); Z-order instead when the
     table is configured for it and large enough (or `zorder=True` forces it, `False` prevents it)."""
     dt, res, t0 = _started(lake, table)
     names = {f.name for f in pa.schema(dt.schema())}
-    cols = _zorder_columns(settings, table, res.bytes_before, names)
+    cols = _zorder_columns(m, table, res.bytes_before, names)
     if zorder is True:
-        cols = list(settings.maintenance.zorder.get(table) or [])
+        cols = list(m.zorder.get(table) or [])
         if not cols:
             raise LakehouseError(f"--zorder: no maintenance.zorder columns configured for {table}")
     elif zorder is False:
         cols = []
-    target = settings.maintenance.target_file_mb * MB
+    target = m.target_file_mb * MB
     props = delta.commit_props(None, None, operation="maintenance")
     if cols:
         res.operation = "zorder"
@@ -167,7 +158,7 @@ def optimize(lake: Lake, settings: Settings, table: str, *, zorder: bool | None 
 
 def _sizes(lake: Lake, dt: DeltaTable, files: list[str]) -> dict[str, int]:
     """Size in bytes of each of `files` (as VACUUM lists them: relative to the table, or URIs)."""
-    fs, _ = _filesystem(lake)
+    fs, _ = lake.filesystem()
     base = dt.table_uri.rstrip("/")
     paths = {}
     for f in files:
@@ -182,12 +173,16 @@ def _sizes(lake: Lake, dt: DeltaTable, files: list[str]) -> dict[str, int]:
 
 
 def vacuum(
-    lake: Lake, settings: Settings, table: str, *, retention_hours: int | None = None, dry_run: bool = False
+    lake: Lake,
+    m: MaintenanceSettings,
+    table: str,
+    *,
+    retention_hours: int | None = None,
+    dry_run: bool = False,
 ) -> MaintenanceResult:
     """Delete files no longer referenced by versions newer than the retention (maintenance.
     vacuum_retention_hours); report how many and how many bytes were reclaimed."""
     dt, res, t0 = _started(lake, table)
-    m = settings.maintenance
     hours = m.vacuum_retention_hours if retention_hours is None else retention_hours
     enforce = m.enforce_retention_duration
     res.operation = "vacuum (dry run)" if dry_run else "vacuum"
@@ -233,90 +228,32 @@ def restore(lake: Lake, table: str, version: int | datetime) -> MaintenanceResul
 
 def maintain(
     lake: Lake,
-    settings: Settings,
+    m: MaintenanceSettings,
     run_id: str,
     tables: list[str] | None = None,
     *,
     operations: tuple[str, ...] = ("optimize", "vacuum", "checkpoint"),
 ) -> list[MaintenanceResult]:
     """OPTIMIZE, VACUUM and checkpoint each table; store the results in ops.maintenance."""
-    names = [
-        n
-        for n in (tables or settings.maintenance.tables or discover_tables(lake))
-        if n != REPORT_TABLE and lake.exists(n)
-    ]
+    names = [n for n in (tables or m.tables or discover_tables(lake)) if n != REPORT_TABLE and lake.exists(n)]
     results: list[MaintenanceResult] = []
-    with lineage.job_run(settings, "lakehouse.maintenance", names, [*names, REPORT_TABLE], lake=lake):
-        for name in names:
-            if "optimize" in operations:
-                results.append(optimize(lake, settings, name))
-            if "vacuum" in operations:
-                results.append(vacuum(lake, settings, name))
-            if "checkpoint" in operations:
-                results.append(checkpoint(lake, name))
-        record(lake, results, run_id)
+    for name in names:
+        if "optimize" in operations:
+            results.append(optimize(lake, m, name))
+        if "vacuum" in operations:
+            results.append(vacuum(lake, m, name))
+        if "checkpoint" in operations:
+            results.append(checkpoint(lake, name))
+    record(lake, results, run_id)
     return results
+
+
+def maintained_tables(lake: Lake, m: MaintenanceSettings, tables: list[str] | None = None) -> list[str]:
+    """The tables an operation covers: those named, else `maintenance.tables`, else every table."""
+    return [n for n in (tables or m.tables or discover_tables(lake)) if n != REPORT_TABLE and lake.exists(n)]
 
 
 def record(lake: Lake, results: list[MaintenanceResult], run_id: str) -> None:
     if results:
         rows = pa.Table.from_pylist([r.as_row(run_id) for r in results], schema=REPORT_SCHEMA)
         delta.append(lake, REPORT_TABLE, rows)
-
-
-# -- backfill -------------------------------------------------------------------------------------
-BACKFILL_FOLDER = "backfill"
-
-
-def _days(first: date, last: date) -> list[date]:
-    if last < first:
-        raise LakehouseError(f"backfill range is empty: {first} > {last}")
-    if (last - first).days > 366:
-        raise LakehouseError("backfill ranges are limited to one year per run")
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def backfill(lake: Lake, settings: Settings, first: date, last: date) -> dict[str, int]:
-    """Land one day of source events per date in [first, last] under
-    landing/events/backfill/<date>/, for bronze to pick up on its next run.
-
-    Idempotent: a day whose folder already holds its files is left alone (bronze ingests each
-    file exactly once, so rerunning a backfill never duplicates rows). Each day's events have
-    their own seed, so days never share event ids. Returns {date: files written (0 = present)}.
-    """
-    fs, base = lake.landing("events")
-    g = settings.generator
-    parts = max(1, min(g.event_files, 4))
-    out: dict[str, int] = {}
-    for day in _days(first, last):
-        folder = f"{base}/{BACKFILL_FOLDER}/{day.isoformat()}"
-        marker = f"{folder}/_SUCCESS"
-        if fs.get_file_info(marker).type == pafs.FileType.File:
-            out[day.isoformat()] = 0
-            continue
-        fs.create_dir(folder, recursive=True)
-        spec = event_gen.EventSpec(
-            seed=g.seed * 1_000_003 + day.toordinal(),
-            total=settings.maintenance.backfill_events_per_day,
-            users=g.users,
-            products=g.products,
-            start=datetime.combine(day, time(0, 0), tzinfo=UTC),
-            span_seconds=86400.0,
-            faults=g.faults,
-        )
-
-        def write(name: str, data: bytes, folder: str = folder) -> None:
-            tmp = f"{folder}/.{name}.part"
-            with fs.open_output_stream(tmp) as stream:
-                stream.write(data)
-            fs.move(tmp, f"{folder}/{name}")
-
-        event_gen.generate_files(spec, parts, write, workers=1)
-        with fs.open_output_stream(marker) as stream:
-            stream.write(json.dumps({"day": day.isoformat(), "parts": parts}).encode())
-        out[day.isoformat()] = parts
-    return out
-
-
-def state_report_path(settings: Settings) -> Path:
-    return settings.state_path / "maintenance" / "last_run.json"

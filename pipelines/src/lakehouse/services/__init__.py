@@ -1,21 +1,36 @@
-"""Local services for a laptop run: PostgreSQL 15 and, for s3:// lakes, a SeaweedFS S3 server.
+"""Local services for a laptop run: PostgreSQL 15, a SeaweedFS S3 server (for s3:// lakes or
+the broker's s3 storage) and a Kafka-protocol broker.
 
-Both keep all their state (data, logs, pidfiles, generated credentials) under
-settings.state_path/<service>, listen only on 127.0.0.1, and are started, stopped and inspected
+Each keeps all its state (data, logs, pidfiles, generated credentials) under
+settings.state_path/<service>, listens only on 127.0.0.1, and is started, stopped and inspected
 through the same three idempotent methods: start(), stop(), status() -> ServiceStatus.
+
+`all_services` are the ones this configuration needs (what `services start` starts);
+`known_services` adds every other service this state folder has held, so that `status` shows
+and `services stop` stops a server started under another configuration (e.g. an s3:// lake).
 """
 
 from __future__ import annotations
 
-from lakehouse.config import Settings
+from lakehouse.core.settings import Settings
 from lakehouse.services.base import ServiceStatus
 from lakehouse.services.kafka import LocalKafka
 from lakehouse.services.postgres import LocalPostgres
+from lakehouse.services.process import ephemeral_ports
 from lakehouse.services.seaweedfs import LocalSeaweedFS
 
 Service = LocalPostgres | LocalSeaweedFS | LocalKafka
 
-__all__ = ["LocalKafka", "LocalPostgres", "LocalSeaweedFS", "Service", "ServiceStatus", "all_services"]
+__all__ = [
+    "LocalKafka",
+    "LocalPostgres",
+    "LocalSeaweedFS",
+    "Service",
+    "ServiceStatus",
+    "all_services",
+    "known_services",
+    "port_warnings",
+]
 
 
 def all_services(settings: Settings) -> list[Service]:
@@ -28,3 +43,38 @@ def all_services(settings: Settings) -> list[Service]:
     if not settings.streaming.bootstrap:
         services.append(LocalKafka.from_settings(settings))
     return services
+
+
+def known_services(settings: Settings) -> list[Service]:
+    """`all_services` plus every other local service whose state folder exists in this state dir
+    (it may still run: started with another lake root or broker setting), in start order."""
+    configured = all_services(settings)
+    kinds = {type(s) for s in configured}
+    out: list[Service] = []
+    for kind in (LocalPostgres, LocalSeaweedFS, LocalKafka):
+        if kind in kinds:
+            out += [s for s in configured if isinstance(s, kind)]
+            continue
+        other = kind.from_settings(settings)
+        if other.base.exists():
+            out.append(other)
+    return out
+
+
+def port_warnings(settings: Settings) -> list[str]:
+    """One line per configured local port inside this machine's ephemeral range, where the local
+    end of any client connection can take it between two runs."""
+    ephemeral = ephemeral_ports()
+    if ephemeral is None:
+        return []
+    ports = {"postgres.port": settings.postgres.port}
+    if settings.is_s3 or settings.streaming.broker_storage == "s3":
+        ports["seaweedfs.port"] = settings.seaweedfs.port
+    if not settings.streaming.bootstrap:
+        ports["streaming.broker_port"] = settings.streaming.broker_port
+    return [
+        f"{name} = {port} lies in this machine's ephemeral port range {ephemeral.start}-{ephemeral.stop - 1}: "
+        f"any client connection may take it; choose a port below {ephemeral.start}"
+        for name, port in ports.items()
+        if port in ephemeral
+    ]

@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.config import Settings
-from lakehouse.errors import ServiceError
-from lakehouse.services.base import (
+from lakehouse.core.errors import ServiceError
+from lakehouse.core.settings import PostgresSettings, Settings
+from lakehouse.services.base import LocalService, ServiceStatus
+from lakehouse.services.process import (
     LOOPBACK,
-    ServiceStatus,
     log_tail,
     pid_alive,
     port_in_use,
@@ -59,7 +59,7 @@ def find_pg_bin() -> Path:
 
 
 @dataclass
-class LocalPostgres:
+class LocalPostgres(LocalService):
     """Start/stop/status of the project's own PostgreSQL cluster. All methods are idempotent."""
 
     base: Path
@@ -97,8 +97,8 @@ class LocalPostgres:
         return self.data_dir / "postmaster.pid"
 
     def dsn(self, dbname: str) -> str:
-        """libpq URI over TCP, e.g. postgresql://lakehouse@127.0.0.1:55432/source."""
-        return f"postgresql://{self.user}@{LOOPBACK}:{self.port}/{dbname}"
+        """libpq connection string over TCP to database `dbname` of this cluster."""
+        return PostgresSettings(host=LOOPBACK, port=self.port, user=self.user).dsn(dbname)
 
     # -- os user ------------------------------------------------------------------------------
     @staticmethod
@@ -344,12 +344,13 @@ class LocalPostgres:
                 f"(log: {self.log_path})"
             ) from None
 
-    def stop(self, timeout: float = 60) -> ServiceStatus:
+    def stop(self, timeout: float | None = 60) -> ServiceStatus:
         """Fast shutdown of our postmaster (pid from our own postmaster.pid). No-op if not running."""
         pid = self._our_pid()
         if pid is None:
             self._clear_stale_pidfile()
             return self.status()
+        timeout = 60 if timeout is None else timeout
         bindir = find_pg_bin()
         try:
             self._run(

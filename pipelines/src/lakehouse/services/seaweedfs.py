@@ -5,7 +5,7 @@ opens is bound to 127.0.0.1: the S3 API on settings.seaweedfs.port, and the inte
 (master, volume, filer; HTTP and gRPC) picked free on first start and kept in ports.json.
 Telemetry is off, the Iceberg/Lance side ports are off, and S3 authentication is on: an
 identities file (s3.json) holds one generated access/secret key pair, also written to
-credentials.json as {"access_key", "secret_key", "endpoint"} for lakehouse.storage.
+credentials.json as {"access_key", "secret_key", "endpoint"} for lakehouse.core.storage.
 
 Layout of the state dir:
 
@@ -16,49 +16,30 @@ Layout of the state dir:
     <state>/seaweedfs/weed.pid           pid of the weed process this project started
     <state>/seaweedfs/weed.log           its output
 
-The module also carries a tiny SigV4 client (`S3Client`) so that no AWS SDK is needed to create
-the bucket or to probe the server (tests use it for the auth and conditional-put checks).
+The server is probed and its bucket created through the project's S3 client (`core.s3`, boto3).
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lakehouse.config import Settings
-from lakehouse.errors import ServiceError
-from lakehouse.services.base import (
-    LOOPBACK,
-    ServiceStatus,
-    free_port,
-    listening,
-    log_tail,
-    pid_alive,
-    port_in_use,
-    port_owner,
-    proc_cmdline,
-    read_pidfile,
-    terminate,
-    wait_until,
-)
-
-if TYPE_CHECKING:
-    from lakehouse.storage import S3Credentials
+from lakehouse.core import s3
+from lakehouse.core.errors import ServiceError
+from lakehouse.core.s3 import S3Credentials
+from lakehouse.core.settings import Settings
+from lakehouse.services.base import LOOPBACK, SpawnedService
+from lakehouse.services.process import free_port, listening, port_in_use, write_private
 
 INTERNAL_PORTS = (
     "master.port",
@@ -94,88 +75,16 @@ def find_weed() -> Path:
     )
 
 
-# -- minimal SigV4 S3 client -------------------------------------------------------------------
-@dataclass(frozen=True)
-class S3Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-
-
-@dataclass(frozen=True)
-class S3Client:
-    """Path-style, SigV4-signed requests to one S3 endpoint (http only; enough for a local server)."""
-
-    endpoint: str  # http://127.0.0.1:58333
-    access_key: str
-    secret_key: str
-    region: str = "us-east-1"
-    timeout: float = 10.0
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        query: dict[str, str] | None = None,
-    ) -> S3Response:
-        """`path` is '/bucket' or '/bucket/key' (unencoded)."""
-        url = urllib.parse.urlsplit(self.endpoint)
-        host = url.netloc
-        canonical_uri = urllib.parse.quote(path, safe="/-_.~")
-        q = sorted((query or {}).items())
-        canonical_query = "&".join(
-            f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}" for k, v in q
-        )
-        now = dt.datetime.now(dt.UTC)
-        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        day = now.strftime("%Y%m%d")
-        payload_hash = hashlib.sha256(body).hexdigest()
-        hdrs = {k.lower(): v.strip() for k, v in (headers or {}).items()}
-        hdrs.update({"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": payload_hash})
-        signed = sorted(hdrs)
-        canonical_headers = "".join(f"{k}:{hdrs[k]}\n" for k in signed)
-        signed_headers = ";".join(signed)
-        canonical = "\n".join(
-            [method, canonical_uri, canonical_query, canonical_headers, signed_headers, payload_hash]
-        )
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(
-            ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-        )
-        key = _hmac(
-            _hmac(_hmac(_hmac(f"AWS4{self.secret_key}".encode(), day), self.region), "s3"), "aws4_request"
-        )
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        hdrs["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={signature}"
-        )
-        conn = http.client.HTTPConnection(url.hostname or LOOPBACK, url.port or 80, timeout=self.timeout)
-        try:
-            target = canonical_uri + (f"?{canonical_query}" if canonical_query else "")
-            conn.request(method, target, body=body or None, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return S3Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        finally:
-            conn.close()
-
-
-# -- the service -------------------------------------------------------------------------------
 @dataclass
-class LocalSeaweedFS:
+class LocalSeaweedFS(SpawnedService):
     """Start/stop/status of the project's own SeaweedFS S3 server. All methods are idempotent."""
 
     base: Path
     port: int
     bucket: str
     name: str = "seaweedfs"
+    port_setting: str = "seaweedfs.port"
+    _ports: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalSeaweedFS:
@@ -228,7 +137,7 @@ class LocalSeaweedFS:
                 "secret_key": secrets.token_urlsafe(30),
             }
         data["endpoint"] = self.endpoint
-        _write_private(self.credentials_path, json.dumps(data, indent=2) + "\n")
+        write_private(self.credentials_path, json.dumps(data, indent=2) + "\n")
         identities = {
             "identities": [
                 {
@@ -238,13 +147,11 @@ class LocalSeaweedFS:
                 }
             ]
         }
-        _write_private(self.identities_path, json.dumps(identities, indent=2) + "\n")
+        write_private(self.identities_path, json.dumps(identities, indent=2) + "\n")
         return data
 
     def credentials(self) -> S3Credentials:
         """The generated key pair of the local server (ServiceError if it was never started)."""
-        from lakehouse.storage import S3Credentials
-
         try:
             data = json.loads(self.credentials_path.read_text())
             return S3Credentials(
@@ -255,23 +162,23 @@ class LocalSeaweedFS:
                 f"no SeaweedFS credentials at {self.credentials_path}: run `lakehouse services start`"
             ) from None
 
-    def client(self, secret_key: str | None = None) -> S3Client:
-        """A SigV4 client for the local server (pass secret_key to sign with a different secret)."""
+    def client(self, secret_key: str | None = None) -> Any:
+        """A boto3 S3 client for the local server (pass secret_key to sign with a different secret)."""
         creds = self.credentials()
-        return S3Client(self.endpoint, creds.access_key, secret_key or creds.secret_key)
+        return s3.client(S3Credentials(creds.access_key, secret_key or creds.secret_key, self.endpoint))
 
-    # -- state --------------------------------------------------------------------------------
-    def _is_ours(self, pid: int) -> bool:
-        cmd = proc_cmdline(pid)
-        if not cmd:
-            return pid_alive(pid)  # cannot inspect (no /proc): trust our own pidfile
-        return Path(cmd[0]).name == "weed" and f"-dir={self.data_dir}" in cmd
+    # -- the process --------------------------------------------------------------------------
+    def is_ours(self, cmdline: list[str]) -> bool:
+        return Path(cmdline[0]).name == "weed" and f"-dir={self.data_dir}" in cmdline
 
-    def _our_pid(self) -> int | None:
-        pid = read_pidfile(self.pidfile)
-        if pid is None or not pid_alive(pid) or not self._is_ours(pid):
-            return None
-        return pid
+    def serving_port(self, cmdline: list[str]) -> int | None:
+        for arg in cmdline:
+            if arg.startswith("-s3.port=") and arg.removeprefix("-s3.port=").isdigit():
+                return int(arg.removeprefix("-s3.port="))
+        return None
+
+    def detail(self) -> str:
+        return f"data {self.data_dir}, log {self.log_path}, bucket {self.bucket}"
 
     def _internal_ports(self) -> dict[str, int]:
         try:
@@ -286,35 +193,17 @@ class LocalSeaweedFS:
                 port = free_port(taken)
             ports[key] = port
             taken.add(port)
+        self.ports_path.parent.mkdir(parents=True, exist_ok=True)
         self.ports_path.write_text(json.dumps(ports, indent=2) + "\n")
         return ports
 
-    def _remove_grpc_sockets(self) -> None:
-        """weed always adds /tmp/seaweedfs-<role>-grpc-<port>.sock beside each gRPC port and leaves
-        them behind; remove the ones for our (now closed) ports."""
-        try:
-            ports = json.loads(self.ports_path.read_text())
-        except (OSError, ValueError):
-            return
-        for role in ("master", "volume", "filer", "s3"):
-            port = ports.get(f"{role}.port.grpc")
-            sock = Path(f"/tmp/seaweedfs-{role}-grpc-{port}.sock")
-            if port and sock.is_socket() and not listening(int(port)):
-                sock.unlink(missing_ok=True)
+    def prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._load_or_create_credentials()
 
-    def status(self) -> ServiceStatus:
-        pid = self._our_pid()
-        detail = f"data {self.data_dir}, log {self.log_path}, bucket {self.bucket}"
-        if pid is None and self.pidfile.exists():
-            detail += " (stale weed.pid)"
-        port = self.port
-        if pid is not None:  # report the port it really serves on
-            for arg in proc_cmdline(pid):
-                if arg.startswith("-s3.port=") and arg.removeprefix("-s3.port=").isdigit():
-                    port = int(arg.removeprefix("-s3.port="))
-        return ServiceStatus(self.name, pid is not None, pid, f"{LOOPBACK}:{port}", detail)
-
-    def _command(self, weed: Path, ports: dict[str, int]) -> list[str]:
+    def command(self) -> list[str]:
+        weed = find_weed()
+        self._ports = self._internal_ports()
         args = [
             str(weed),
             "server",
@@ -333,14 +222,14 @@ class LocalSeaweedFS:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
-        args += [f"-{key}={port}" for key, port in ports.items()]
+        args += [f"-{key}={port}" for key, port in self._ports.items()]
         for flag, sock in (("filer.localSocket", "filer.sock"), ("s3.localSocket", "s3.sock")):
             path = self.base / sock
             if len(str(path)) <= _MAX_SOCKET_PATH:
                 args.append(f"-{flag}={path}")
         return args
 
-    def _environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
         """weed puts its gRPC unix sockets (and any glog files) in TMPDIR: keep them in our state."""
         env = dict(os.environ)
         tmp = self.base / "tmp"
@@ -349,129 +238,54 @@ class LocalSeaweedFS:
             env["TMPDIR"] = str(tmp)
         return env
 
-    # -- lifecycle ----------------------------------------------------------------------------
-    def start(self, timeout: float = 60) -> ServiceStatus:
-        """Start the server, wait for an authenticated S3 answer, ensure the bucket. No-op if running."""
-        current = self.status()
-        if current.running:
-            if current.address != f"{LOOPBACK}:{self.port}":
-                raise ServiceError(
-                    f"SeaweedFS is already running on {current.address} but settings say port {self.port}: "
-                    "run `lakehouse services stop` first"
-                )
-            self._ensure_bucket(timeout=15)
-            return current
-        weed = find_weed()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pidfile.unlink(missing_ok=True)  # stale: not alive, or not our weed
-        if port_in_use(self.port):
-            raise ServiceError(
-                f"port {LOOPBACK}:{self.port} is busy ({port_owner(self.port)}): stop it or set "
-                "seaweedfs.port to a free port"
-            )
-        self._load_or_create_credentials()
-        ports = self._internal_ports()
-        cmd = self._command(weed, ports)
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {dt.datetime.now(dt.UTC).isoformat()} starting: {' '.join(cmd)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                cmd,
-                cwd=self.base,
-                env=self._environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the CLI process; we stop it by pid
-            )
-        self.pidfile.write_text(f"{proc.pid}\n")
-        try:
-            self._wait_ready(proc, ports, timeout)
-            self._ensure_bucket(timeout=timeout)
-        except ServiceError:
-            if proc.poll() is None:
-                terminate(proc.pid)
-                proc.wait()
-            self.pidfile.unlink(missing_ok=True)
-            raise
-        return self.status()
-
-    def _wait_ready(self, proc: subprocess.Popen[bytes], ports: dict[str, int], timeout: float) -> None:
+    def ready(self) -> str | None:
         """Ready = master is leader with a registered volume server, and S3 answers a signed call."""
-        client = self.client()
-        master = f"http://{LOOPBACK}:{ports['master.port']}"
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise ServiceError(
-                    f"SeaweedFS exited with code {proc.returncode}: {log_tail(self.log_path, 1)} "
-                    f"(log: {self.log_path})"
-                )
-            try:
-                cluster = _get_json(f"{master}/cluster/status")
-                if not cluster.get("IsLeader"):
-                    last = "master has no leader yet"
-                elif not _data_nodes(_get_json(f"{master}/dir/status")):
-                    last = "no volume server registered yet"
-                else:
-                    resp = client.request("GET", "/")
-                    if resp.status == 200:
-                        return
-                    last = f"S3 ListBuckets: HTTP {resp.status}"
-            except (OSError, ValueError) as exc:
-                last = str(exc) or type(exc).__name__
-            time.sleep(0.2)
-        raise ServiceError(
-            f"SeaweedFS S3 on {self.endpoint} not ready after {timeout:.0f}s ({last}); log: {self.log_path}"
-        )
+        master = f"http://{LOOPBACK}:{self._ports['master.port']}"
+        try:
+            if not _get_json(f"{master}/cluster/status").get("IsLeader"):
+                return "master has no leader yet"
+            if not _data_nodes(_get_json(f"{master}/dir/status")):
+                return "no volume server registered yet"
+            self.client().list_buckets()
+            return None
+        except s3.ClientError as exc:
+            return f"S3 ListBuckets: HTTP {s3.status_code(exc)}"
+        except (OSError, ValueError, s3.BotoCoreError) as exc:
+            return str(exc) or type(exc).__name__
 
-    def _ensure_bucket(self, timeout: float) -> None:
+    def after_start(self, timeout: float) -> None:
         """Create the bucket if missing, then round-trip a probe object (proves volumes are writable)."""
         client = self.client()
-        probe = f"/{self.bucket}/_lakehouse_probe"
+        probe = "_lakehouse_probe"
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
             try:
-                head = client.request("HEAD", f"/{self.bucket}")
-                if head.status == 404:
-                    put = client.request("PUT", f"/{self.bucket}")
-                    last = f"create bucket: HTTP {put.status} {put.body[:200]!r}"
-                elif head.status != 200:
-                    last = f"HEAD bucket: HTTP {head.status}"
-                else:
-                    put = client.request("PUT", probe, b"ok")
-                    got = client.request("GET", probe) if put.status == 200 else put
-                    if got.status == 200 and got.body == b"ok":
-                        client.request("DELETE", probe)
-                        return
-                    last = f"probe object: HTTP {got.status}"
-            except OSError as exc:
+                s3.ensure_bucket(client, self.bucket)
+                client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
+                if client.get_object(Bucket=self.bucket, Key=probe)["Body"].read() == b"ok":
+                    client.delete_object(Bucket=self.bucket, Key=probe)
+                    return
+                last = "probe object read back wrong"
+            except s3.ClientError as exc:
+                last = f"HTTP {s3.status_code(exc)} {s3.error_code(exc)}"
+            except (OSError, s3.BotoCoreError) as exc:
                 last = str(exc) or type(exc).__name__
             time.sleep(0.3)
         raise ServiceError(f"SeaweedFS bucket {self.bucket!r} is not usable ({last}); log: {self.log_path}")
 
-    def stop(self, timeout: float = 20) -> ServiceStatus:
-        """SIGTERM the weed process recorded in weed.pid (only that pid). No-op if not running."""
-        pid = self._our_pid()
-        if pid is not None:
-            terminate(pid, timeout)
-            with contextlib.suppress(ChildProcessError):  # reap it if it is our child (tests)
-                os.waitpid(pid, 0)
-            # a killed multi-threaded process shows as a zombie before its sockets are closed
-            wait_until(lambda: not listening(self.port), 10)
-            self._remove_grpc_sockets()
-        self.pidfile.unlink(missing_ok=True)
-        return self.status()
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
+    def after_stop(self, *, clean: bool) -> None:
+        """weed always adds /tmp/seaweedfs-<role>-grpc-<port>.sock beside each gRPC port and leaves
+        them behind; remove the ones for our (now closed) ports."""
+        try:
+            ports = json.loads(self.ports_path.read_text())
+        except (OSError, ValueError):
+            return
+        for role in ("master", "volume", "filer", "s3"):
+            port = ports.get(f"{role}.port.grpc")
+            sock = Path(f"/tmp/seaweedfs-{role}-grpc-{port}.sock")
+            if port and sock.is_socket() and not listening(int(port)):
+                sock.unlink(missing_ok=True)
 
 
 def _get_json(url: str) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lakehouse import delta
-from lakehouse.reconcile import Reconciliation
-from lakehouse.storage import Lake
+from lakehouse.core import delta
+from lakehouse.core.reconcile import Reconciliation
+from lakehouse.core.storage import Lake
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb import DuckDBPyConnection
 
-from lakehouse import delta, memory
-from lakehouse.config import Settings
-from lakehouse.engines import duckdb_engine
-from lakehouse.reconcile import Reconciliation
+from lakehouse.core import delta, memory
+from lakehouse.core.contract.events import CONTRACT_FIELDS
+from lakehouse.core.reconcile import Reconciliation
+from lakehouse.core.settings import SilverSettings
+from lakehouse.core.storage import Lake
+from lakehouse.silver import duckdb_json as duckdb_engine
 from lakehouse.silver import reference
-from lakehouse.silver.events_sql import CONTRACT_FIELDS, ExtraColumn, transform_sql
-from lakehouse.storage import Lake
+from lakehouse.silver.events_sql import EVENT_COLUMNS, ExtraColumn, transform_sql
 
 SOURCE = "bronze.events"
 EVENTS = "silver.events"
@@ -45,24 +46,6 @@ DISTINCT_COLUMNS = (
     "_kafka_offset",
 )
 
-EVENT_COLUMNS = (
-    "event_id",
-    "user_id",
-    "event_type",
-    "ts",
-    "event_date",
-    "page",
-    "source",
-    "device",
-    "country",
-    "product_id",
-    "price",
-    "quantity",
-    "currency",
-    "amount",
-    "amount_base",
-    "campaign",
-)
 # Audit columns of silver.events, as (output name, classified column).
 AUDIT_COLUMNS = (
     ("dq_warnings", "dq_warnings"),
@@ -147,7 +130,7 @@ def _sql_list(items: list[str]) -> str:
 
 def run(
     lake: Lake,
-    settings: Settings,
+    silver: SilverSettings,
     run_id: str,
     on_rows: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
@@ -159,15 +142,15 @@ def run(
         return rec.finish()
     done = {t: delta.txn_version(lake, t, APP_ID) for t in (EVENTS, QUARANTINE)}
     after = min(-1 if v is None else v for v in done.values())
-    chunks = list(delta.version_chunks(bronze, after, settings.silver.chunk_rows))
+    chunks = list(delta.version_chunks(bronze, after, silver.chunk_rows))
     if on_plan:
         on_plan(sum(c[2] for c in chunks))
-    lookups = reference.lookups(settings.silver.base_currency)
-    reference.publish(lake, settings.silver.base_currency)
+    lookups = reference.lookups(silver.base_currency)
+    reference.publish(lake, silver.base_currency)
     rejected_keys: set[str] = set()
     memory.cap_arenas()
     for first, last, _rows in chunks:
-        part, rejected = _run_chunk(lake, settings, run_id, bronze, first, last, done, lookups)
+        part, rejected = _run_chunk(lake, silver, run_id, bronze, first, last, done, lookups)
         memory.release()
         rec.add(part)
         rejected_keys.update(rejected)
@@ -184,7 +167,7 @@ def run(
 
 def _run_chunk(
     lake: Lake,
-    settings: Settings,
+    silver: SilverSettings,
     run_id: str,
     bronze: object,
     first: int,
@@ -195,7 +178,7 @@ def _run_chunk(
     """Classify one chunk of bronze versions in one streaming query: inserts flow straight into
     the silver.events writer; quarantined rows (few) are kept and written after, with their raw
     payload joined back from the bronze rows."""
-    con = lake.duckdb()
+    con = lake.duckdb(memory_limit=silver.duckdb_memory_limit)
     try:
         lake.duckdb_s3(con)
         for name, table in lookups.items():
@@ -209,7 +192,13 @@ def _run_chunk(
         fields = CONTRACT_FIELDS + tuple(x.name for x in extras)
         _register_existing(con, lake, first, done[EVENTS])
         con.execute(f"CREATE TEMP VIEW parsed AS {duckdb_engine.parsed_sql('bronze_rows', fields)}")
-        transform = transform_sql(tuple(extras), run_id, settings.silver.future_tolerance_hours)
+        transform = transform_sql(
+            tuple(extras),
+            run_id,
+            silver.future_tolerance_hours,
+            silver.max_record_bytes,
+            silver.max_field_chars,
+        )
         columns = [*EVENT_COLUMNS, *(x.name for x in extras)]
         select = ", ".join([*columns, *(f"{src} AS {out}" for out, src in AUDIT_COLUMNS)])
 

@@ -1,8 +1,9 @@
 """The silver events transform, written once as SQL (DuckDB dialect) and transpiled per engine.
 
 Inputs are relations every engine registers under the same names:
-  parsed          the LINEAGE columns of bronze rows, one VARCHAR column `f_<field>` per JSON field, and
-                  `_utf8_ok`, `_json_ok`, `_is_object` (built by the engine's JSON primitive)
+  parsed          the LINEAGE columns of bronze rows, one VARCHAR column `f_<field>` per JSON field,
+                  `_utf8_ok`, `_json_ok`, `_is_object` and `_record_bytes` (the record's size)
+                  (built by the engine's JSON primitive)
   existing        (event_id, payload_hash) already in silver.events
   ref_country     (lookup_key, country_code)
   ref_source      (lookup_key, source)
@@ -20,12 +21,27 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
-EVENT_TYPES = ("page_view", "click", "add_to_cart", "purchase", "login", "logout")
-CONTRACT_FIELDS = (
+from lakehouse.core.contract.events import (
+    CONTRACT_FIELDS,
+    DEFAULT_CURRENCY,
+    EPOCH_MS_RE,
+    EVENT_TYPES,
+    MAX_FIELD_CHARS,
+    MAX_RECORD_BYTES,
+    PRICED_EVENT_TYPE,
+    PRODUCT_EVENT_TYPES,
+    TS_RE,
+    UUID_RE,
+)
+
+# The normalised event columns the transform outputs (silver.events' own columns, before the
+# audit columns and any evolved field).
+EVENT_COLUMNS = (
     "event_id",
     "user_id",
     "event_type",
     "ts",
+    "event_date",
     "page",
     "source",
     "device",
@@ -34,6 +50,8 @@ CONTRACT_FIELDS = (
     "price",
     "quantity",
     "currency",
+    "amount",
+    "amount_base",
     "campaign",
 )
 # Bronze columns every relation carries through to the output: the row identity (commit
@@ -51,16 +69,7 @@ LINEAGE = (
     "kafka_offset",
     "batch_id",
 )
-UUID_RE = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 SQL_TYPES = {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR"}
-# The timestamp strings the contract accepts: ISO 8601 date, optional time (hour 00-23, seconds
-# and fraction optional), optional `Z` or numeric offset. Every engine's string->timestamp cast
-# agrees on exactly these (DuckDB and Spark differ on hour 24, zone names, a space before the
-# offset), so the contract is defined by this pattern, not by one engine's parser.
-TS_RE = (
-    "^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    "([T ]([01][0-9]|2[0-3]):[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?(Z|[-+][0-9]{2}(:?[0-9]{2})?)?)?$"
-)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ class ExtraColumn:
 
     name: str
     sql_type: str  # one of SQL_TYPES
+
+
+def _sql_tuple(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def _trim(col: str) -> str:
@@ -103,6 +116,8 @@ def _extra_select(extras: tuple[ExtraColumn, ...]) -> str:
 
 # (code, condition): a record is quarantined with every code whose condition holds.
 REASONS = (
+    ("record_too_large", "_record_bytes > {max_record_bytes}"),
+    ("field_too_long", "_longest_field > {max_field_chars}"),
     ("invalid_utf8", "NOT _utf8_ok"),
     ("malformed_json", "_utf8_ok AND NOT _json_ok"),
     ("not_an_object", "_json_ok AND NOT _is_object"),
@@ -115,14 +130,14 @@ REASONS = (
     ("missing_ts", "_is_object AND s_ts IS NULL"),
     ("invalid_ts", "s_ts IS NOT NULL AND ts IS NULL"),
     ("future_ts", "ts > ingestion_time + INTERVAL '{future_hours}' HOUR"),
-    ("missing_product_id", "event_type IN ('add_to_cart', 'purchase') AND s_product_id IS NULL"),
+    ("missing_product_id", f"event_type IN {_sql_tuple(PRODUCT_EVENT_TYPES)} AND s_product_id IS NULL"),
     ("invalid_product_id", "s_product_id IS NOT NULL AND product_id IS NULL"),
-    ("missing_price", "event_type = 'purchase' AND s_price IS NULL"),
+    ("missing_price", f"event_type = '{PRICED_EVENT_TYPE}' AND s_price IS NULL"),
     ("invalid_price", "s_price IS NOT NULL AND price IS NULL"),
     ("negative_price", "price < 0"),
-    ("missing_quantity", "event_type = 'purchase' AND s_quantity IS NULL"),
+    ("missing_quantity", f"event_type = '{PRICED_EVENT_TYPE}' AND s_quantity IS NULL"),
     ("invalid_quantity", "s_quantity IS NOT NULL AND (quantity IS NULL OR quantity < 1)"),
-    ("unsupported_currency", "event_type = 'purchase' AND ts IS NOT NULL AND fx_rate IS NULL"),
+    ("unsupported_currency", f"event_type = '{PRICED_EVENT_TYPE}' AND ts IS NOT NULL AND fx_rate IS NULL"),
 )
 
 # (code, condition): a kept record carries these codes in dq_warnings.
@@ -130,7 +145,7 @@ WARNINGS = (
     ("unknown_country", "s_country IS NOT NULL AND country IS NULL"),
     ("unknown_source", "source = 'other'"),
     ("unknown_device", "device = 'other'"),
-    ("unknown_currency", "event_type <> 'purchase' AND fx_rate IS NULL AND ts IS NOT NULL"),
+    ("unknown_currency", f"event_type <> '{PRICED_EVENT_TYPE}' AND fx_rate IS NULL AND ts IS NOT NULL"),
 )
 
 
@@ -156,10 +171,19 @@ def _extra_warning_checks(extras: tuple[ExtraColumn, ...]) -> tuple[tuple[str, s
     )
 
 
+def _longest_field(extras: tuple[ExtraColumn, ...], max_field_chars: int) -> str:
+    """Length of the record's longest field, computed only when the record itself is longer
+    than the limit (otherwise no field can be)."""
+    fields = ", ".join(f"length(f_{f})" for f in (*CONTRACT_FIELDS, *(x.name for x in extras)))
+    return f"CASE WHEN _record_bytes > {int(max_field_chars)} THEN greatest({fields}) ELSE 0 END"
+
+
 def transform_sql(
     extras: tuple[ExtraColumn, ...] = (),
     run_id: str = "",
     future_tolerance_hours: int = 24,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    max_field_chars: int = MAX_FIELD_CHARS,
 ) -> str:
     """The whole classification, normalisation and deduplication, in DuckDB SQL."""
     lineage = ", ".join(LINEAGE)
@@ -171,7 +195,8 @@ def transform_sql(
     return f"""
 WITH cleaned AS (
   SELECT
-    {lineage}, _utf8_ok, _json_ok, _is_object,
+    {lineage}, _utf8_ok, _json_ok, _is_object, _record_bytes,
+    {_longest_field(extras, max_field_chars)} AS _longest_field,
     NULLIF({_trim("f_event_id")}, '') AS s_event_id,
     NULLIF({_trim("f_user_id")}, '') AS s_user_id,
     NULLIF(LOWER({_trim("f_event_type")}), '') AS s_event_type,
@@ -183,7 +208,7 @@ WITH cleaned AS (
     NULLIF({_trim("f_product_id")}, '') AS s_product_id,
     NULLIF({_trim("f_price")}, '') AS s_price,
     NULLIF({_trim("f_quantity")}, '') AS s_quantity,
-    UPPER(COALESCE(NULLIF({_trim("f_currency")}, ''), 'USD')) AS currency,
+    UPPER(COALESCE(NULLIF({_trim("f_currency")}, ''), '{DEFAULT_CURRENCY}')) AS currency,
     NULLIF({_trim("f_campaign")}, '') AS campaign{_extra_select(extras)}
   FROM parsed
 ),
@@ -194,7 +219,7 @@ typed AS (
     CASE WHEN regexp_matches(s_user_id, '^[0-9]{{1,18}}$') THEN CAST(s_user_id AS BIGINT) END AS user_id,
     CASE WHEN s_event_type IN ({types}) THEN s_event_type END AS event_type,
     CASE
-      WHEN regexp_matches(s_ts, '^[0-9]{{11,15}}$') THEN CAST(epoch_ms(CAST(s_ts AS BIGINT)) AS TIMESTAMPTZ)
+      WHEN regexp_matches(s_ts, '{EPOCH_MS_RE}') THEN CAST(epoch_ms(CAST(s_ts AS BIGINT)) AS TIMESTAMPTZ)
       WHEN regexp_matches(s_ts, '{TS_RE}') THEN TRY_CAST(s_ts AS TIMESTAMPTZ)
     END AS ts,
     CASE WHEN regexp_matches(s_product_id, '^[0-9]{{1,18}}$') THEN CAST(s_product_id AS BIGINT) END AS product_id,
@@ -226,7 +251,7 @@ checked AS (
     {lineage}, commit_version * 4294967296 + ordinal AS seq,
     event_id, user_id, event_type, ts, event_date, page, source, device, country, product_id, price,
     quantity, currency, campaign{extra_names}, fx_rate,
-    {_flags(REASONS, "reasons", future_hours=int(future_tolerance_hours))},
+    {_flags(REASONS, "reasons", future_hours=int(future_tolerance_hours), max_record_bytes=int(max_record_bytes), max_field_chars=int(max_field_chars))},
     {_flags(WARNINGS + _extra_warning_checks(extras), "dq_warnings")},
     md5(concat_ws('|',
       COALESCE(event_id, ''), COALESCE(CAST(user_id AS VARCHAR), ''), COALESCE(event_type, ''),

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse import delta
-from lakehouse.errors import ReconciliationError
-from lakehouse.reconcile import Reconciliation
-from lakehouse.storage import Lake
+from lakehouse.core import delta
+from lakehouse.core.errors import ReconciliationError
+from lakehouse.core.reconcile import Reconciliation
+from lakehouse.core.storage import Lake
 
 APP_PREFIX = "silver<-"
 

@@ -1,7 +1,7 @@
-# terraform test for the root configuration (terraform/) with a mocked libvirt provider.
-# The provider's schema comes from the installed provider: the real dmacvicar/libvirt 0.8.3,
-# or, where it cannot be downloaded, the test-only stand-in in tests/terraform/standin.
-# Run by tests/terraform/test_terraform_native.py from tests/terraform/tftest.
+# tofu test for the root configuration (terraform/) with a mocked libvirt provider. The
+# schema the mock enforces is the real dmacvicar/libvirt 0.8.3's (the local build that
+# `make terraform-tools` installs). Run by tests/terraform/test_tf_native.py from
+# tests/terraform/tftest.
 
 mock_provider "libvirt" {
   mock_resource "libvirt_network" {

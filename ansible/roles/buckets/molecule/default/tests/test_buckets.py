@@ -111,10 +111,12 @@ def test_lifecycle_rules_as_declared(admin_s3, bucket):
         assert rules["noncurrent-version-expiry"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == spec.get(
             "noncurrent_version_days", DEFAULTS["buckets_noncurrent_version_days"]
         )
-    retention = spec.get("retention_days", DEFAULTS["buckets_retention_days"])
-    if retention:
-        expected_ids.add("retention")
-        assert rules["retention"]["Expiration"]["Days"] == retention
+    expire = spec.get("expire_days", 0)
+    if expire:
+        expected_ids.add("expiry")
+        assert rules["expiry"]["Expiration"]["Days"] == expire
+    else:
+        assert all("Expiration" not in r for r in rules.values()), "current objects must never expire"
     assert set(rules) == expected_ids
     assert all(r["Status"] == "Enabled" for r in rules.values())
 

@@ -1,0 +1,66 @@
+"""`lakehouse check <layer>`: the data-quality gate of one layer (bronze | silver | gold)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lakehouse.app.cli import validate
+from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, console, existing_lake
+from lakehouse.app.cli.progress import bars
+
+LAYERS = ("bronze", "silver", "gold")  # the gates of lakehouse.gold.gate
+
+app = typer.Typer(
+    help="Data-quality gate: run a layer's contracts and dbt tests; non-zero exit when any fails.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    # a group with no sub-commands: options may follow the LAYER argument (`check silver --all`)
+    context_settings={"allow_interspersed_args": True},
+)
+
+
+@app.callback()
+def check(
+    layer: Annotated[str, typer.Argument(help="bronze | silver | gold")],
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="list passing checks too")] = False,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show dbt's output")] = False,
+    rerun: Annotated[
+        bool,
+        typer.Option("--rerun", help="gold: run the dbt tests even if the last build's results still stand"),
+    ] = False,
+) -> None:
+    """Run the LAYER's contracts and dbt tests; store the results in ops.quality_results."""
+    validate.choices([layer], LAYERS, "LAYER")
+    from lakehouse.app.render.gold import gate_table
+    from lakehouse.gold.dbt import DbtProject
+    from lakehouse.gold.gate import run_gate, summary_json
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    with bars(quiet=verbose or as_json) as b:
+        b.current(f"gate {layer}", "contracts")
+        report = run_gate(
+            DbtProject.from_settings(current),
+            layer,
+            lake,
+            on_line=(lambda line: console.print(line, highlight=False, markup=False))
+            if verbose
+            else b.dbt(f"gate {layer}"),
+            rerun=rerun,
+        )
+    if as_json:
+        typer.echo(summary_json(report))
+    else:
+        console.print(gate_table(report, all_rows))
+        if not report.published:
+            console.print(
+                "[yellow]serving database not reachable: results kept in ops.quality_results (Delta) only[/]"
+            )
+    if not report.passed:
+        console.print(f"[red]quality gate '{layer}' failed: downstream steps must not run[/]")
+        raise typer.Exit(1)

@@ -1,0 +1,185 @@
+"""Thin helpers over delta-rs: atomic appends with app transactions, change reads, versions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
+from deltalake.exceptions import TableNotFoundError
+
+from lakehouse.core.storage import Lake
+
+CDF = {"delta.enableChangeDataFeed": "true"}
+
+
+def commit_props(app_id: str | None, version: int | None, **metadata: Any) -> CommitProperties:
+    """Commit properties carrying an app transaction (exactly-once marker) and audit metadata."""
+    txns = [Transaction(app_id, int(version))] if app_id is not None and version is not None else None
+    meta = {f"lakehouse.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    return CommitProperties(app_transactions=txns, custom_metadata=meta or None, max_commit_retries=20)
+
+
+def append(
+    lake: Lake,
+    table: str,
+    data: pa.Table | pa.RecordBatchReader,
+    *,
+    app_id: str | None = None,
+    txn_version: int | None = None,
+    partition_by: list[str] | None = None,
+    configuration: dict[str, str] | None = None,
+    evolve: bool = False,
+    distinct_columns: tuple[str, ...] = (),
+    **metadata: Any,
+) -> None:
+    """Append `data` to `table` in one Delta commit, recording (app_id, txn_version) in it.
+
+    `distinct_columns`: columns whose values are (nearly) all different, such as ids and hashes;
+    they are written without a dictionary (Parquet writers build one per column and drop it when
+    it does not pay, which costs more than the rest of the encoding for such columns)."""
+    props = WriterProperties(
+        column_properties={c: ColumnProperties(dictionary_enabled=False) for c in distinct_columns}
+    )
+    write_deltalake(
+        lake.table_uri(table),
+        data,
+        mode="append",
+        partition_by=partition_by,
+        configuration=configuration if not lake.exists(table) else None,
+        schema_mode="merge" if evolve else None,
+        storage_options=lake.storage_options,
+        writer_properties=props,
+        commit_properties=commit_props(app_id, txn_version, **metadata),
+    )
+
+
+def overwrite(lake: Lake, table: str, data: pa.Table, **metadata: Any) -> None:
+    write_deltalake(
+        lake.table_uri(table),
+        data,
+        mode="overwrite",
+        schema_mode="overwrite",
+        storage_options=lake.storage_options,
+        commit_properties=commit_props(None, None, **metadata),
+    )
+
+
+def open_table(lake: Lake, table: str) -> DeltaTable | None:
+    try:
+        return lake.table(table)
+    except TableNotFoundError:
+        return None
+
+
+def txn_version(lake: Lake, table: str, app_id: str) -> int | None:
+    """The last version an app recorded in `table`, None when the table or the app is new."""
+    dt = open_table(lake, table)
+    return None if dt is None else dt.transaction_version(app_id)
+
+
+def rows_per_version(dt: DeltaTable, after: int) -> list[tuple[int, int]]:
+    """(version, rows added) for data-changing commits newer than `after`, oldest first."""
+    out = []
+    for entry in dt.history():
+        version = entry["version"]
+        if version <= after:
+            continue
+        metrics = entry.get("operationMetrics", {}) or {}
+        rows = int(metrics.get("num_added_rows", metrics.get("num_output_rows", 0)) or 0)
+        out.append((version, rows))
+    return sorted(out)
+
+
+def version_chunks(dt: DeltaTable, after: int, max_rows: int) -> Iterator[tuple[int, int, int]]:
+    """Group newer versions into (first, last, rows) ranges of about `max_rows` rows each."""
+    start, rows = None, 0
+    last = after
+    for version, added in rows_per_version(dt, after):
+        if start is None:
+            start = version
+        rows += added
+        last = version
+        if rows >= max_rows:
+            yield start, last, rows
+            start, rows = None, 0
+    if start is not None:
+        yield start, last, rows
+
+
+def changes(dt: DeltaTable, first: int, last: int) -> pa.RecordBatchReader:
+    """Rows inserted by versions first..last (Change Data Feed), with _commit_version."""
+    return pa.RecordBatchReader.from_stream(dt.load_cdf(starting_version=first, ending_version=last))
+
+
+def appended_files(lake: Lake, table: str, first: int, last: int) -> list[tuple[str, int]] | None:
+    """(data file URI, version) for every file that versions first..last added, read from the
+    commit log, when those commits only appended rows to an unpartitioned table (what bronze
+    does). None when a commit did anything else (removed or changed rows, wrote change files or
+    deletion vectors) or its log entry is gone: then only the Change Data Feed can say which rows
+    were inserted. Compaction commits (dataChange false) move rows without adding any."""
+    fs, root = lake.filesystem()
+    uri = lake.table_uri(table)
+    log = f"{root}/{uri.removeprefix(lake.root).lstrip('/')}/_delta_log"
+    files: list[tuple[str, int]] = []
+    for version in range(first, last + 1):
+        try:
+            with fs.open_input_stream(f"{log}/{version:020d}.json") as stream:
+                lines = stream.read().decode("utf-8").splitlines()
+        except (FileNotFoundError, OSError):
+            return None
+        for line in filter(None, lines):
+            action = json.loads(line)
+            if "cdc" in action or action.get("remove", {}).get("dataChange"):
+                return None
+            add = action.get("add")
+            if not add or not add.get("dataChange", True):
+                continue
+            if add.get("partitionValues") or add.get("deletionVector"):
+                return None
+            path = add["path"]
+            files.append((path if "://" in path else f"{uri}/{unquote(path)}", version))
+    return files
+
+
+def _plain(field: pa.Field) -> pa.Field:
+    if pa.types.is_string_view(field.type):
+        return field.with_type(pa.string())
+    if pa.types.is_binary_view(field.type):
+        return field.with_type(pa.binary())
+    return field
+
+
+def inserted_rows(dt: DeltaTable, first: int, last: int) -> pa.Table:
+    """Rows inserted by versions first..last as one table (small tables only), view types made plain."""
+    table = changes(dt, first, last).read_all()
+    table = table.cast(pa.schema([_plain(f) for f in table.schema]))
+    table = table.filter(pc.equal(table["_change_type"], "insert")).drop_columns(
+        ["_change_type", "_commit_timestamp"]
+    )
+    idx = table.schema.get_field_index("_commit_version")
+    return table.set_column(idx, "_commit_version", table["_commit_version"].cast(pa.int64()))
+
+
+def unabsorbed(lake: Lake, source: str, target: str, app_id: str) -> tuple[DeltaTable, pa.Table, int] | str:
+    """Rows of `source` that `target` has not absorbed yet (by the app transaction `app_id`):
+    (source table, inserted rows, source version to record), or why there is nothing to do."""
+    src = open_table(lake, source)
+    if src is None:
+        return f"{source} does not exist yet"
+    done = txn_version(lake, target, app_id)
+    last = src.version()
+    if done is not None and done >= last:
+        return "up to date"
+    return src, inserted_rows(src, (-1 if done is None else done) + 1, last), last

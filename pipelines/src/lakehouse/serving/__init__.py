@@ -1,0 +1,1 @@
+"""Serving: the read-only HTTP API, Parquet snapshots and the SQL shell over the lake."""
