@@ -234,7 +234,7 @@ def ingest(
     names: list[str] = []
     rows = 0
     version = delta.txn_version(lake, TABLE, APP_ID) or 0
-    batch_id = _batch_id()
+    batch_id = new_batch_id()
 
     def flush() -> None:
         nonlocal pending, names, rows, version, batch_id
@@ -255,7 +255,7 @@ def ingest(
         result.commits += 1
         result.files.extend(names)
         rec.inserted += rows
-        pending, names, rows, batch_id = [], [], 0, _batch_id()
+        pending, names, rows, batch_id = [], [], 0, new_batch_id()
 
     for info, landed in todo:
         name = landed.name
@@ -288,5 +288,6 @@ def ingest(
     return result, rec.finish()
 
 
-def _batch_id() -> str:
+def new_batch_id() -> str:
+    """A fresh batch id: L<UTC time>-<random>."""
     return "L" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

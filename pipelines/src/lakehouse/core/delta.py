@@ -22,6 +22,8 @@ from deltalake.exceptions import TableNotFoundError
 from lakehouse.core.storage import Lake
 
 CDF = {"delta.enableChangeDataFeed": "true"}
+# operationMetrics keys with the rows a commit added: delta-rs, then delta-spark
+ROW_METRICS = ("num_added_rows", "num_output_rows", "numOutputRows")
 
 
 def commit_props(app_id: str | None, version: int | None, **metadata: Any) -> CommitProperties:
@@ -97,7 +99,9 @@ def rows_per_version(dt: DeltaTable, after: int) -> list[tuple[int, int]]:
         if version <= after:
             continue
         metrics = entry.get("operationMetrics", {}) or {}
-        rows = int(metrics.get("num_added_rows", metrics.get("num_output_rows", 0)) or 0)
+        # delta-rs and delta-spark name the metric differently: a table either engine wrote
+        # must be chunked by its real row counts
+        rows = int(next((metrics[k] for k in ROW_METRICS if metrics.get(k) not in (None, "")), 0) or 0)
         out.append((version, rows))
     return sorted(out)
 

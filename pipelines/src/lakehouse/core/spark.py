@@ -22,6 +22,7 @@ settings (jars, memory, master) cannot change.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,6 +112,9 @@ def local_defaults(master: str, shuffle_partitions: int | None) -> dict[str, str
         "spark.sql.ansi.enabled": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        # Inputs built from Arrow tables (the silver lookups) are LocalRelations; this rule would
+        # run whole queries over them on the driver, interpreted, at planning time
+        "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation",
     }
 
 
@@ -222,6 +226,10 @@ def build_session(
                 "a Spark JVM without the spark jar bundle already runs in this process (a session built "
                 "elsewhere): stop it with lakehouse.core.spark.stop_session() first"
             )
+    if options.master.startswith("local"):
+        # pyspark starts its Python workers with $PYSPARK_PYTHON (else `python3` from PATH): on a
+        # local master they must be this interpreter, which has the `lakehouse` package
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(options.master).appName(options.app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -20,15 +20,19 @@ def lookups(base_currency: str) -> dict[str, pa.Table]:
     }
 
 
-def publish(lake: Lake, base_currency: str) -> None:
-    """Write the reference tables as silver.ref_* (overwritten only when their content changed)."""
-    tables = {
+def tables(base_currency: str) -> dict[str, pa.Table]:
+    """The silver.ref_* tables by name, as every engine publishes them."""
+    return {
         "silver.ref_country": reference.countries(),
         "silver.ref_source": reference.sources(),
         "silver.ref_device": reference.devices(),
         "silver.ref_fx_rate": reference.fx_rates(base_currency),
     }
-    for name, table in tables.items():
+
+
+def publish(lake: Lake, base_currency: str) -> None:
+    """Write the reference tables as silver.ref_* (overwritten only when their content changed)."""
+    for name, table in tables(base_currency).items():
         current = delta.open_table(lake, name)
         if current is not None and current.to_pyarrow_table().sort_by(table.column_names[0]).equals(
             table.sort_by(table.column_names[0])

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from typer._click import exceptions as click  # typer vendors click: its exceptions live here
 
-from lakehouse.app.cli import check, generate, gold, maintain, pipeline, serve, services, stream
+from lakehouse.app.cli import check, generate, gold, maintain, pipeline, serve, services, spark, stream
 from lakehouse.app.cli.failures import describe
 from lakehouse.app.cli.logs import configure
 from lakehouse.app.cli.options import console, err_console
@@ -34,6 +34,7 @@ app.add_typer(gold.app, name="gold")
 app.add_typer(check.app, name="check")
 app.add_typer(stream.app, name="stream")
 app.add_typer(maintain.app, name="maintain")
+app.add_typer(spark.app, name="spark")
 serve.register(app)
 
 

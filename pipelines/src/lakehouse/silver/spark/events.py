@@ -3,8 +3,7 @@
 What is Spark-specific is only the JSON primitive (bronze rows -> the `parsed` relation of
 `silver.events_sql`) and field discovery; the classification itself is
 `to_dialect(transform_sql(...), "spark")`. `classify()` returns the classified DataFrame (one
-row per bronze row, `outcome` in insert/duplicate/quarantine); the Delta writers (delta-spark,
-MERGE / append with app transactions) plug in after it. Nothing here writes.
+row per bronze row, `outcome` in insert/duplicate/quarantine); `silver.spark.writer` writes it with delta-spark.
 
 pyspark is imported inside functions: the package never needs it at runtime.
 
@@ -37,6 +36,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.core.contract.events import MAX_FIELD_CHARS, MAX_RECORD_BYTES
 from lakehouse.silver.events_sql import LINEAGE, ExtraColumn, to_dialect, transform_sql
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,6 +226,8 @@ def classify(
     contract_fields: tuple[str, ...] | None = None,
     run_id: str = "",
     future_tolerance_hours: int = 24,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    max_field_chars: int = MAX_FIELD_CHARS,
 ) -> tuple[DataFrame, tuple[ExtraColumn, ...], list[str]]:
     """The classified rows of the silver events transform as a (lazy) DataFrame.
 
@@ -244,5 +246,8 @@ def classify(
         extras = (*known_extras, *new)
     fields = tuple(contract) + tuple(x.name for x in extras)
     spark.sql(parsed_sql("bronze_rows", fields)).createOrReplaceTempView("parsed")
-    sql = to_dialect(transform_sql(tuple(extras), run_id, future_tolerance_hours), "spark")
+    sql = to_dialect(
+        transform_sql(tuple(extras), run_id, future_tolerance_hours, max_record_bytes, max_field_chars),
+        "spark",
+    )
     return spark.sql(sql), tuple(extras), rejected

@@ -1,0 +1,126 @@
+"""`lakehouse spark ...`: the pipeline's writes on Apache Spark with delta-spark, and the
+hand-over of a table between the engines.
+
+`bronze` and `silver` write the same tables as `lakehouse bronze --source events` and the silver
+events step of `lakehouse silver`, on a local Spark (`--master local[2]`, the default) or a
+cluster's master. `handover` moves a table to the other engine after its last commit; a job of
+the engine that does not own a table refuses to write it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lakehouse.app.cli.options import (
+    AllOpt,
+    EnvOpt,
+    JsonOpt,
+    SetOpt,
+    cli_settings,
+    emit,
+    existing_lake,
+    writable_lake,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+    from lakehouse.core.settings import Settings
+
+app = typer.Typer(
+    help="The distributed engine: bronze and silver events on Spark (delta-spark); table hand-over.",
+    no_args_is_help=True,
+)
+MasterOpt = Annotated[str, typer.Option("--master", help="Spark master: local[N] or the cluster's URL")]
+MemoryOpt = Annotated[str, typer.Option("--driver-memory", help="driver heap (local: all of Spark)")]
+
+
+def _session(settings: Settings, master: str, memory: str) -> SparkSession:
+    from lakehouse.core.spark import SparkOptions, build_session
+
+    return build_session(
+        settings, SparkOptions(master=master, driver_memory=memory, app_name="lakehouse-spark")
+    )
+
+
+@app.command()
+def bronze(
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = "local[2]",
+    driver_memory: MemoryOpt = "2g",
+    all_rows: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Landing files -> bronze.events on Spark, each file exactly once."""
+    from lakehouse.app import spark_jobs
+    from lakehouse.app.render import tables
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.spark import stop_session
+
+    current = cli_settings(env, set_)
+    lake = writable_lake(current)
+    spark = _session(current, master, driver_memory)
+    try:
+        recs = spark_jobs.bronze_events(spark, lake, current, new_run_id())
+    finally:
+        stop_session()
+    emit(
+        as_json,
+        {"reconciliation": tables.reconciliation_rows(recs)},
+        tables.reconciliation_table(recs, all_rows=all_rows),
+    )
+
+
+@app.command()
+def silver(
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = "local[2]",
+    driver_memory: MemoryOpt = "2g",
+    all_rows: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """bronze.events -> silver.events + silver.quarantine_events on Spark (the shared SQL)."""
+    from lakehouse.app import spark_jobs
+    from lakehouse.app.render import tables
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.spark import stop_session
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    spark = _session(current, master, driver_memory)
+    try:
+        recs = spark_jobs.silver_events(spark, lake, current, new_run_id())
+    finally:
+        stop_session()
+    emit(
+        as_json,
+        {"reconciliation": tables.reconciliation_rows(recs)},
+        tables.reconciliation_table(recs, all_rows=all_rows),
+    )
+
+
+@app.command()
+def handover(
+    table: Annotated[str, typer.Argument(help="the table, <layer>.<name>", metavar="TABLE")],
+    to: Annotated[
+        str, typer.Option("--to", help="the engine that writes the table from now on: embedded or spark")
+    ],
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make another engine the writer of TABLE (run it after the current owner's last job)."""
+    from lakehouse.app.cli import validate
+    from lakehouse.core import ownership
+
+    validate.choices([to], ownership.ENGINES, "--to")
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    before = ownership.hand_over(lake, name, to)
+    message = f"{name}: written by {to}" + (f" (was {before})" if before != to else " (already)")
+    emit(as_json, {"table": name, "engine": to, "previous": before}, message)

@@ -1,0 +1,233 @@
+"""The Spark jobs write the same tables as the embedded engine: landing -> bronze.events and
+bronze -> silver.events + silver.quarantine_events, checked row for row against the embedded
+job on the same input through an independent reader (DuckDB `delta_scan`).
+
+One SparkSession (local[2]) for the module. The compared columns leave out only what is
+different by nature between two runs: run ids, batch ids, ingestion and quarantine times and the
+bronze commit version a row came from (a table Spark creates starts with a commit of its own).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from lakehouse.bronze import landing, spark_landing
+from lakehouse.core import delta, ownership
+from lakehouse.core.jvm import JvmError, find_java
+from lakehouse.core.reconcile import Reconciliation, new_run_id
+from lakehouse.core.settings import Settings
+from lakehouse.core.spark import SparkOptions, build_session, spark_bundle, stop_session
+from lakehouse.core.storage import Lake
+from lakehouse.generator import landing as landing_files
+from lakehouse.silver import events as silver_events
+from lakehouse.silver.spark import writer as spark_silver
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+EVENTS = 1500
+BRONZE_COLUMNS = (
+    "value, raw_bytes, source_system, source_file, source_line, topic, kafka_partition, "
+    "kafka_offset, kafka_key, kafka_timestamp, ordinal"
+)
+# every silver.events column but the per-run ones
+SILVER_SKIP = {"_run_id", "_batch_id", "_ingestion_time", "_commit_version"}
+QUARANTINE_COLUMNS = (
+    "reasons, raw_value, raw_bytes, event_id, source_system, source_file, source_line, ordinal"
+)
+
+
+@pytest.fixture(scope="module")
+def spark(settings_factory: Any) -> Iterator[Any]:
+    try:
+        find_java()
+        spark_bundle()
+    except JvmError as exc:
+        pytest.skip(f"Spark cannot run here: {exc}")
+    from pyspark import SparkContext
+
+    saved = None
+    if SparkContext._jvm is not None:  # another module's JVM: set aside, given back afterwards
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+        saved = (SparkContext._gateway, SparkContext._jvm)
+        SparkContext._gateway = SparkContext._jvm = None
+    options = SparkOptions(
+        app_name="lakehouse-spark-jobs",
+        conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"},
+    )
+    session = build_session(settings_factory(), options)
+    try:
+        yield session
+    finally:
+        stop_session(session)
+        if saved is not None:
+            SparkContext._gateway, SparkContext._jvm = saved
+
+
+def _settings(settings_factory: Any, **extra: Any) -> Settings:
+    return settings_factory(
+        {
+            "generator.events": EVENTS,
+            "generator.event_files": 4,
+            "bronze.max_rows_per_commit": 700,
+            "silver.chunk_rows": 1000,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory: pytest.TempPathFactory, settings_factory: Any) -> Path:
+    """One set of generated landing files (with the generator's faults), copied into each lake."""
+    settings = _settings(settings_factory)
+    lake = Lake(settings)
+    landing_files.write_events(lake, settings.generator)
+    _, base = lake.landing("events")
+    return Path(base)
+
+
+def _lake(settings_factory: Any, landed: Path, files: list[str] | None = None) -> Lake:
+    lake = Lake(_settings(settings_factory))
+    _, base = lake.landing("events")
+    _copy(landed, Path(base), files)
+    return lake
+
+
+def _copy(source: Path, target: Path, files: list[str] | None = None) -> None:
+    for path in sorted(source.rglob("*")):
+        name = str(path.relative_to(source))
+        if path.is_file() and (files is None or name in files):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / name)
+
+
+def duck(lake: Lake, table: str, columns: str, tail: str = "") -> list[tuple[Any, ...]]:
+    con = lake.duckdb_with_delta()
+    result = con.execute(f"SELECT {columns} FROM delta_scan('{lake.table_uri(table)}') {tail}").arrow()
+    table = result.read_all() if isinstance(result, pa.RecordBatchReader) else result
+    rows = [tuple(r.values()) for r in table.to_pylist()]
+    return sorted(rows, key=repr)
+
+
+def silver_columns(lake: Lake) -> str:
+    schema = pa.schema(lake.table(silver_events.EVENTS).schema())
+    return ", ".join(f.name for f in schema if f.name not in SILVER_SKIP)
+
+
+def counts(recs: list[Reconciliation]) -> tuple[int, int, int, int]:
+    return (
+        sum(r.rows_in for r in recs),
+        sum(r.inserted for r in recs),
+        sum(r.duplicates for r in recs),
+        sum(r.quarantined for r in recs),
+    )
+
+
+def embedded_bronze(lake: Lake) -> Reconciliation:
+    _, rec = landing.ingest(lake, new_run_id(), lake.settings.bronze.max_rows_per_commit)
+    return rec
+
+
+def spark_bronze(spark: Any, lake: Lake) -> Reconciliation:
+    _, rec = spark_landing.ingest(spark, lake, new_run_id(), lake.settings.bronze.max_rows_per_commit)
+    return rec
+
+
+def embedded_silver(lake: Lake) -> Reconciliation:
+    return silver_events.run(lake, lake.settings.silver, new_run_id())
+
+
+def spark_silver_run(spark: Any, lake: Lake) -> Reconciliation:
+    return spark_silver.run(spark, lake, lake.settings.silver, new_run_id())
+
+
+def schema_of(lake: Lake, table: str) -> list[tuple[str, str]]:
+    """(column, type), by name: where schema evolution puts a partition column differs between
+    delta-rs and delta-spark (both read and write by name)."""
+    return sorted((f.name, str(f.type)) for f in pa.schema(lake.table(table).schema()))
+
+
+def assert_same_tables(a: Lake, b: Lake) -> None:
+    assert duck(a, "bronze.events", BRONZE_COLUMNS) == duck(b, "bronze.events", BRONZE_COLUMNS)
+    assert schema_of(a, "silver.events") == schema_of(b, "silver.events")
+    columns = silver_columns(a)
+    assert duck(a, "silver.events", columns) == duck(b, "silver.events", columns)
+    assert duck(a, "silver.quarantine_events", QUARANTINE_COLUMNS) == duck(
+        b, "silver.quarantine_events", QUARANTINE_COLUMNS
+    )
+
+
+# -- each Spark job against the embedded job -----------------------------------------------------
+@pytest.fixture(scope="module")
+def pair(spark: Any, settings_factory: Any, landed: Path) -> tuple[Lake, Lake, dict[str, Any]]:
+    """Lake a: both layers by the embedded engine; lake b: both by Spark."""
+    a, b = _lake(settings_factory, landed), _lake(settings_factory, landed)
+    started = time.monotonic()
+    facts: dict[str, Any] = {"bronze": (embedded_bronze(a), spark_bronze(spark, b))}
+    print(f"\nbronze: {time.monotonic() - started:.1f}s")
+    embedded = embedded_silver(a)
+    print(f"embedded silver done: {time.monotonic() - started:.1f}s")
+    facts["silver"] = (embedded, spark_silver_run(spark, b))
+    facts["seconds"] = time.monotonic() - started
+    print(f"\nembedded + spark, bronze + silver: {facts['seconds']:.1f}s")
+    return a, b, facts
+
+
+def test_bronze_by_spark_equals_embedded(pair: tuple[Lake, Lake, dict[str, Any]]) -> None:
+    a, b, facts = pair
+    rec_a, rec_b = facts["bronze"]
+    assert (rec_b.rows_in, rec_b.inserted) == (rec_a.rows_in, rec_a.inserted)
+    assert rec_a.rows_in >= EVENTS  # the generator's duplicated lines come on top
+    assert duck(a, "bronze.events", BRONZE_COLUMNS) == duck(b, "bronze.events", BRONZE_COLUMNS)
+    assert schema_of(a, "bronze.events") == schema_of(b, "bronze.events")
+    # same commits: files grouped the same way, the same watermark, batch ids and ordinals per commit
+    per_batch = "source_file, count(DISTINCT batch_id), min(ordinal), max(ordinal)"
+    group = "GROUP BY source_file"
+    assert duck(a, "bronze.events", per_batch, group) == duck(b, "bronze.events", per_batch, group)
+    commits = delta.txn_version(a, "bronze.events", landing.APP_ID)
+    assert commits is not None and commits >= 2
+    assert delta.txn_version(b, "bronze.events", landing.APP_ID) == commits
+    props = b.table("bronze.events").metadata().configuration
+    assert props["delta.enableChangeDataFeed"] == "true"
+    assert props[ownership.PROPERTY] == ownership.SPARK
+    assert ownership.owner(a, "bronze.events") == ownership.EMBEDDED
+    assert b.table("bronze.events").protocol() == a.table("bronze.events").protocol()
+
+
+def test_bronze_spark_rerun_ingests_nothing_again(
+    spark: Any, pair: tuple[Lake, Lake, dict[str, Any]]
+) -> None:
+    _, b, _ = pair
+    version = b.table("bronze.events").version()
+    result, rec = spark_landing.ingest(spark, b, new_run_id(), b.settings.bronze.max_rows_per_commit)
+    assert (result.commits, rec.rows_in, result.already_ingested) == (0, 0, 4)
+    assert b.table("bronze.events").version() == version
+
+
+def test_silver_by_spark_equals_embedded(pair: tuple[Lake, Lake, dict[str, Any]]) -> None:
+    a, b, facts = pair
+    rec_a, rec_b = facts["silver"]
+    assert counts([rec_b]) == counts([rec_a])
+    _, inserted, duplicates, quarantined = counts([rec_a])
+    assert inserted > 0 and duplicates > 0 and quarantined > 0  # the generator's faults are there
+    assert_same_tables(a, b)
+    assert schema_of(a, "silver.quarantine_events") == schema_of(b, "silver.quarantine_events")
+    for table in ("silver.events", "silver.quarantine_events"):
+        assert b.table(table).protocol() == a.table(table).protocol(), table
+        assert b.table(table).metadata().partition_columns == a.table(table).metadata().partition_columns
+    for table in ("silver.events", "silver.quarantine_events"):
+        assert delta.txn_version(b, table, silver_events.APP_ID) == b.table("bronze.events").version()
+        assert ownership.owner(b, table) == ownership.SPARK
+    for name in spark_silver.REFERENCE_TABLES:
+        key = a.table(name).schema().fields[0].name
+        assert a.table(name).to_pyarrow_table().sort_by(key) == b.table(name).to_pyarrow_table().sort_by(key)
