@@ -26,6 +26,7 @@ DEMO_DEPS :=
 -include pipelines/streaming.mk
 -include pipelines/jvm/jvm.mk
 -include pipelines/serving.mk
+-include pipelines/spark.mk
 -include dashboards/dashboards.mk
 
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
@@ -58,7 +59,7 @@ services-down: setup ## Stop the local services this project started
 test: test-pipelines test-terraform test-ansible ## Run the whole test suite (slow integration tests included)
 
 test-pipelines: setup $(PIPELINE_TEST_DEPS) ## Run the pipeline package's tests (real PostgreSQL, SeaweedFS, PySpark)
-	cd pipelines && LAKEHOUSE_TESTS_STRICT=1 $(PYTEST) -q --durations=15
+	cd pipelines && LAKEHOUSE_TESTS_STRICT=1 $(PYTEST) -q --durations=15 -m "not spark_long"
 
 test-fast: setup $(PIPELINE_TEST_DEPS) ## Pipeline tests without the slow integration ones
 	cd pipelines && $(PYTEST) -q -m "not slow"

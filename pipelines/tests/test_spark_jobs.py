@@ -2,14 +2,20 @@
 bronze -> silver.events + silver.quarantine_events, checked row for row against the embedded
 job on the same input through an independent reader (DuckDB `delta_scan`).
 
-One SparkSession (local[2]) for the module. The compared columns leave out only what is
+One SparkSession (local[2]) for the module. `make test` runs the parity of the two jobs; the
+tests marked spark_long (engine switch, SIGKILL + rerun, S3A, MERGE) run with `make test-spark`. The compared columns leave out only what is
 different by nature between two runs: run ids, batch ids, ingestion and quarantine times and the
 bronze commit version a row came from (a table Spark creates starts with a commit of its own).
 """
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +29,8 @@ from lakehouse.core import delta, ownership
 from lakehouse.core.jvm import JvmError, find_java
 from lakehouse.core.reconcile import Reconciliation, new_run_id
 from lakehouse.core.settings import Settings
-from lakehouse.core.spark import SparkOptions, build_session, spark_bundle, stop_session
-from lakehouse.core.storage import Lake
+from lakehouse.core.spark import SparkOptions, build_session, s3a_conf, spark_bundle, stop_session
+from lakehouse.core.storage import Lake, s3_credentials
 from lakehouse.generator import landing as landing_files
 from lakehouse.silver import events as silver_events
 from lakehouse.silver.spark import writer as spark_silver
@@ -231,3 +237,183 @@ def test_silver_by_spark_equals_embedded(pair: tuple[Lake, Lake, dict[str, Any]]
     for name in spark_silver.REFERENCE_TABLES:
         key = a.table(name).schema().fields[0].name
         assert a.table(name).to_pyarrow_table().sort_by(key) == b.table(name).to_pyarrow_table().sort_by(key)
+
+
+# -- one writer per table, and the engine switched mid-history -------------------------------------
+SILVER_TABLES = (silver_events.EVENTS, silver_events.QUARANTINE, *spark_silver.REFERENCE_TABLES)
+
+
+@pytest.mark.spark_long
+def test_engine_switch_mid_history_equals_one_engine(
+    spark: Any, settings_factory: Any, landed: Path, pair: tuple[Lake, Lake, dict[str, Any]]
+) -> None:
+    """Bronze by the embedded engine and silver by Spark on the first half of the files; then
+    each table handed over, and the second half the other way round. The result equals the
+    embedded engine throughout (lake a), with the same reconciliation counts."""
+    a, _, facts = pair
+    names = sorted(
+        str(p.relative_to(landed)) for p in landed.rglob("*") if p.is_file() and not p.name.startswith("_")
+    )
+    half = len(names) // 2
+    c = _lake(settings_factory, landed, names[:half])
+    recs = [embedded_bronze(c)]
+    recs.append(spark_silver_run(spark, c))
+
+    _copy(landed, Path(c.landing("events")[1]), names[half:])
+    with pytest.raises(ownership.OwnershipError, match=r"bronze\.events is written by the embedded engine"):
+        spark_bronze(spark, c)  # refused before anything is written
+    assert ownership.hand_over(c, "bronze.events", ownership.SPARK) == ownership.EMBEDDED
+    with pytest.raises(
+        ownership.OwnershipError, match=r"lakehouse spark handover bronze\.events --to embedded"
+    ):
+        embedded_bronze(c)
+    recs.append(spark_bronze(spark, c))
+    with pytest.raises(ownership.OwnershipError, match=r"silver\.events is written by the spark engine"):
+        embedded_silver(c)
+    for table in SILVER_TABLES:
+        assert ownership.hand_over(c, table, ownership.EMBEDDED) == ownership.SPARK
+    recs.append(embedded_silver(c))
+
+    assert_same_tables(a, c)
+    bronze_a, bronze_c = [r for r in facts["bronze"][:1]], recs[0::2]
+    assert sum(r.rows_in for r in bronze_c) == bronze_a[0].rows_in
+    assert counts(recs[1::2]) == counts([facts["silver"][0]])
+    assert delta.txn_version(c, "bronze.events", landing.APP_ID) == delta.txn_version(
+        a, "bronze.events", landing.APP_ID
+    )
+    # nothing left to do for either engine
+    assert embedded_silver(c).rows_in == 0
+
+
+# -- the Spark silver job killed with SIGKILL and rerun ----------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(lake: Lake, *args: str) -> subprocess.Popen[bytes]:
+    """`lakehouse ...` in its own process group: the kill takes the driver and its JVM at once,
+    as losing a driver pod would."""
+    settings = lake.settings
+    env = {
+        **os.environ,
+        "LAKEHOUSE_LAKE_ROOT": settings.lake_uri,
+        "LAKEHOUSE_STATE_DIR": str(settings.state_path),
+        "LAKEHOUSE_PG_PORT": str(settings.postgres.port),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "lakehouse", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.spark_long
+def test_spark_silver_killed_and_rerun_equals_one_clean_run(
+    settings_factory: Any, landed: Path, pair: tuple[Lake, Lake, dict[str, Any]]
+) -> None:
+    a, _, facts = pair
+    d = _lake(settings_factory, landed)
+    embedded_bronze(d)
+    args = ("spark", "silver", "--set", "silver.chunk_rows=400")
+    rng = random.Random(14)
+    kills = 0
+    for _ in range(2):
+        proc = _cli(d, *args)
+        # JVM start, then the chunks: commits come after about half a minute here
+        time.sleep(rng.uniform(35, 70))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 1, "every run finished before its kill: nothing was tested"
+    proc = _cli(d, *args)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert_same_tables(a, d)
+    _, inserted, _, quarantined = counts([facts["silver"][0]])
+    assert len(duck(d, "silver.events", "event_id")) == inserted
+    assert len(duck(d, "silver.quarantine_events", "event_id")) == quarantined
+
+
+# -- S3A against the local S3 server -----------------------------------------------------------------
+@pytest.mark.spark_long
+def test_spark_jobs_on_an_s3_lake_equal_embedded(
+    spark: Any, s3_settings: Settings, landed: Path, pair: tuple[Lake, Lake, dict[str, Any]]
+) -> None:
+    """Both Spark jobs on an `s3://` lake (S3A, path-style, the server's credentials given to the
+    session's Hadoop configuration): the same tables as the embedded engine's local lake."""
+    a, _, facts = pair
+    settings = s3_settings.model_copy(
+        update={"bronze": a.settings.bronze, "silver": a.settings.silver, "generator": a.settings.generator}
+    )
+    s3 = Lake(settings)
+    # the module's session started without S3: S3A settings go into its Hadoop configuration,
+    # which the S3A filesystem reads when it is first used
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_conf(s3_credentials(settings)).items():
+        hadoop.set(key.removeprefix("spark.hadoop."), value)
+    fs, base = s3.landing("events")
+    for path in sorted(p for p in landed.rglob("*") if p.is_file()):
+        with fs.open_output_stream(f"{base}/{path.relative_to(landed)}") as out:
+            out.write(path.read_bytes())
+    spark_bronze(spark, s3)
+    rec = spark_silver_run(spark, s3)
+    assert s3.table_uri("bronze.events").startswith("s3://")
+    assert counts([rec]) == counts([facts["silver"][0]])
+    assert_same_tables(a, s3)
+
+
+# -- current state by MERGE INTO -----------------------------------------------------------------------
+@pytest.mark.spark_long
+def test_current_state_merge_by_spark_equals_embedded(
+    spark: Any, settings_factory: Any, pg_service: Any, pg_conn: Any
+) -> None:
+    """bronze.orders / bronze.order_items extracted into two lakes from one source database; the
+    embedded engine builds silver.orders / silver.order_items in one, Spark's MERGE INTO in the
+    other; then a batch of source changes, extracted and merged again, and a rerun that is a no-op."""
+    from lakehouse.bronze import postgres_extract
+    from lakehouse.generator import source_db
+    from lakehouse.silver import current_state
+    from lakehouse.silver.spark import current_state as spark_current_state
+
+    overrides = {
+        "postgres.source_db": pg_conn.info.dbname,
+        "generator.customers": 200,
+        "generator.products": 30,
+        "generator.orders": 500,
+    }
+    a, b = Lake(settings_factory(overrides)), Lake(settings_factory(overrides))
+    dsn = a.settings.postgres.source_dsn
+    source_db.load(dsn, a.settings.generator)
+
+    def round_trip() -> None:
+        for lake in (a, b):
+            postgres_extract.extract_all(lake, dsn, new_run_id(), 120)
+        run_a, run_b = new_run_id(), new_run_id()
+        for t in current_state.TABLES:
+            ra = current_state.apply(a, t, run_a)
+            rb = spark_current_state.apply(spark, b, t, run_b)
+            assert (rb.rows_in, rb.inserted, rb.updated, rb.unchanged, rb.duplicates) == (
+                ra.rows_in,
+                ra.inserted,
+                ra.updated,
+                ra.unchanged,
+                ra.duplicates,
+            ), t.table
+            columns = ", ".join(
+                f.name
+                for f in pa.schema(a.table(t.table).schema())
+                if f.name not in ("_run_id", "_bronze_batch_id", "_extracted_at")
+            )
+            assert duck(a, t.table, columns) == duck(b, t.table, columns), t.table
+            assert schema_of(a, t.table) == schema_of(b, t.table)
+            assert delta.txn_version(b, t.table, t.app_id) == b.table(t.source).version()
+
+    round_trip()
+    assert source_db.apply_changes(dsn, a.settings.generator, 1)
+    round_trip()
+    version = b.table("silver.orders").version()
+    again = spark_current_state.apply(spark, b, current_state.TABLES[0], new_run_id())
+    assert again.detail == "up to date" and b.table("silver.orders").version() == version

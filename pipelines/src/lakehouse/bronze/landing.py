@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from lakehouse.core import delta
+from lakehouse.core import delta, ownership
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import Lake
 
@@ -219,6 +219,7 @@ def ingest(
     on_plan: Callable[[int, int], None] | None = None,
 ) -> tuple[LandingResult, Reconciliation]:
     """Ingest every landing file not yet in bronze.events, in commits of bounded size."""
+    ownership.check(lake, TABLE, ownership.EMBEDDED)
     fs, base = lake.landing("events")
     listing = list_landing(lake, fs, base)
     todo = listing.todo

@@ -49,20 +49,6 @@ def ensure_table(
     writer.create()
 
 
-def create_with(frame: DataFrame, uri: str) -> None:
-    """Create the Delta table at `uri` holding `frame`'s rows, owned by Spark, in one commit
-    (for tables written whole, without an app transaction)."""
-    writer = frame.writeTo(f"delta.`{uri}`").using("delta")
-    props = {
-        **ownership.properties(ownership.SPARK),
-        "delta.minReaderVersion": "1",
-        "delta.minWriterVersion": "2",
-    }
-    for key, value in props.items():
-        writer = writer.tableProperty(key, value)
-    writer.create()
-
-
 def append(
     frame: DataFrame,
     uri: str,

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb import DuckDBPyConnection
 
-from lakehouse.core import delta, memory
+from lakehouse.core import delta, memory, ownership
 from lakehouse.core.contract.events import CONTRACT_FIELDS
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.settings import SilverSettings
@@ -135,6 +135,8 @@ def run(
     on_rows: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
 ) -> Reconciliation:
+    for table in (EVENTS, QUARANTINE):
+        ownership.check(lake, table, ownership.EMBEDDED)
     rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
     bronze = delta.open_table(lake, SOURCE)
     if bronze is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from lakehouse.core import delta
+from lakehouse.core import delta, ownership
 from lakehouse.core.contract import reference
 from lakehouse.core.storage import Lake
 
@@ -33,6 +33,7 @@ def tables(base_currency: str) -> dict[str, pa.Table]:
 def publish(lake: Lake, base_currency: str) -> None:
     """Write the reference tables as silver.ref_* (overwritten only when their content changed)."""
     for name, table in tables(base_currency).items():
+        ownership.check(lake, name, ownership.EMBEDDED)
         current = delta.open_table(lake, name)
         if current is not None and current.to_pyarrow_table().sort_by(table.column_names[0]).equals(
             table.sort_by(table.column_names[0])

@@ -9,6 +9,7 @@ the engine that does not own a table refuses to write it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,6 +28,7 @@ from lakehouse.app.cli.options import (
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
+    from lakehouse.core.reconcile import Reconciliation
     from lakehouse.core.settings import Settings
 
 app = typer.Typer(
@@ -45,6 +47,27 @@ def _session(settings: Settings, master: str, memory: str) -> SparkSession:
     )
 
 
+def _run(job: Callable[[], list[Reconciliation]]) -> list[Reconciliation]:
+    """Run a Spark job and stop the session. A failure inside Spark becomes one line while the
+    JVM still runs (a pyspark error's text is fetched from it), never a JVM stack trace."""
+    from lakehouse.core.errors import LakehouseError
+    from lakehouse.core.spark import stop_session
+
+    try:
+        return job()
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        try:
+            text = str(exc).strip()
+        except Exception:
+            text = ""
+        first = text.splitlines()[0][:300] if text else type(exc).__name__
+        raise LakehouseError(f"the Spark job failed: {first}") from None
+    finally:
+        stop_session()
+
+
 @app.command()
 def bronze(
     env: EnvOpt = None,
@@ -58,15 +81,11 @@ def bronze(
     from lakehouse.app import spark_jobs
     from lakehouse.app.render import tables
     from lakehouse.core.reconcile import new_run_id
-    from lakehouse.core.spark import stop_session
 
     current = cli_settings(env, set_)
     lake = writable_lake(current)
     spark = _session(current, master, driver_memory)
-    try:
-        recs = spark_jobs.bronze_events(spark, lake, current, new_run_id())
-    finally:
-        stop_session()
+    recs = _run(lambda: spark_jobs.bronze_events(spark, lake, current, new_run_id()))
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},
@@ -87,15 +106,11 @@ def silver(
     from lakehouse.app import spark_jobs
     from lakehouse.app.render import tables
     from lakehouse.core.reconcile import new_run_id
-    from lakehouse.core.spark import stop_session
 
     current = cli_settings(env, set_)
     lake = existing_lake(current)
     spark = _session(current, master, driver_memory)
-    try:
-        recs = spark_jobs.silver_events(spark, lake, current, new_run_id())
-    finally:
-        stop_session()
+    recs = _run(lambda: spark_jobs.silver_events(spark, lake, current, new_run_id()))
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},

@@ -87,10 +87,10 @@ def publish_reference(spark: SparkSession, lake: Lake, base_currency: str) -> No
             continue
         frame = spark.createDataFrame(table)
         uri = lake.table_uri(name)
-        if current is None:
-            spark_delta.create_with(frame, uri)
-        else:
-            frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
+        # created empty first (a log-only commit): a run killed while the rows are written
+        # leaves no stray files where the table is to be created
+        spark_delta.ensure_table(spark, uri, frame)
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
 
 
 def _bronze_rows(spark: SparkSession, lake: Lake, first: int, last: int) -> DataFrame:

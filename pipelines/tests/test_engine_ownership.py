@@ -1,0 +1,90 @@
+"""One writer per table, without a JVM: the table property that names the writing engine, the
+embedded jobs' refusal of a Spark-owned table (one line from the real `lakehouse` executable, exit
+2, nothing committed) and `lakehouse spark handover` in both directions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakehouse.bronze import landing
+from lakehouse.core import ownership
+from lakehouse.core.reconcile import new_run_id
+from lakehouse.core.storage import Lake
+from lakehouse.generator import landing as landing_files
+
+LAKEHOUSE = Path(sys.executable).parent / "lakehouse"
+
+
+def _cli(lake: Lake, *args: str) -> subprocess.CompletedProcess[str]:
+    settings = lake.settings
+    env = {
+        **os.environ,
+        "LAKEHOUSE_LAKE_ROOT": settings.lake_uri,
+        "LAKEHOUSE_STATE_DIR": str(settings.state_path),
+        "COLUMNS": "200",
+    }
+    return subprocess.run([str(LAKEHOUSE), *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def lake(settings_factory: Any) -> Lake:
+    settings = settings_factory({"generator.events": 300, "generator.event_files": 2})
+    lake = Lake(settings)
+    landing_files.write_events(lake, settings.generator)
+    landing.ingest(lake, new_run_id(), 1000)
+    return lake
+
+
+def test_a_table_without_the_property_is_the_embedded_engines(lake: Lake) -> None:
+    assert ownership.owner(lake, "bronze.events") == ownership.EMBEDDED
+    assert ownership.owner(lake, "silver.events") is None  # not there yet: whoever creates it
+    ownership.check(lake, "bronze.events", ownership.EMBEDDED)
+    with pytest.raises(ownership.OwnershipError, match="written by the embedded engine"):
+        ownership.check(lake, "bronze.events", ownership.SPARK)
+
+
+def test_handover_moves_the_writer_and_the_other_engine_refuses(lake: Lake) -> None:
+    version = lake.table("bronze.events").version()
+    done = _cli(lake, "spark", "handover", "bronze.events", "--to", "spark")
+    assert done.returncode == 0, done.stderr
+    assert "bronze.events: written by spark (was embedded)" in done.stdout
+    assert lake.table("bronze.events").metadata().configuration[ownership.PROPERTY] == "spark"
+    assert lake.table("bronze.events").version() == version + 1  # a commit of its own
+
+    # a new landing file: the embedded bronze job refuses the table, in one line, writing nothing
+    _, base = lake.landing("events")
+    Path(base, "late.jsonl").write_text('{"event_id": "x"}\n')
+    refused = _cli(lake, "bronze", "--source", "events")
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert "bronze.events is written by the spark engine" in lines[0]
+    assert "lakehouse spark handover bronze.events --to embedded" in lines[0]
+    assert "Traceback" not in refused.stderr
+    assert lake.table("bronze.events").version() == version + 1
+
+    back = _cli(lake, "spark", "handover", "bronze.events", "--to", "embedded")
+    assert back.returncode == 0, back.stderr
+    again = _cli(lake, "spark", "handover", "bronze.events", "--to", "embedded")
+    assert "(already)" in again.stdout
+    assert lake.table("bronze.events").version() == version + 2  # no commit for a no-op
+    ok = _cli(lake, "bronze", "--source", "events")
+    assert ok.returncode == 0, ok.stderr
+    assert "late.jsonl" in landing.ingested_files(lake)
+
+
+def test_handover_of_a_missing_table_or_to_an_unknown_engine_is_one_line(lake: Lake) -> None:
+    for args, expect in (
+        (["spark", "handover", "silver.events", "--to", "spark"], "silver.events"),
+        (["spark", "handover", "bronze.events", "--to", "flink"], "'flink' is not one of embedded, spark"),
+    ):
+        done = _cli(lake, *args)
+        assert done.returncode == 2
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert expect in done.stderr
