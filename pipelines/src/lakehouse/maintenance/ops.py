@@ -1,4 +1,4 @@
-"""OPTIMIZE / VACUUM / checkpoint / restore / backfill for the lake's Delta tables (delta-rs).
+"""OPTIMIZE / VACUUM / checkpoint for the lake's Delta tables (delta-rs).
 
 Every operation returns a MaintenanceResult (files compacted, bytes reclaimed, versions) and
 `maintain` stores one row per table and operation in `ops.maintenance`, so a run's effect can be
@@ -209,20 +209,6 @@ def checkpoint(lake: Lake, table: str) -> MaintenanceResult:
     dt.create_checkpoint()
     dt.cleanup_metadata()
     res.detail = f"checkpoint at version {dt.version()}"
-    return _finish(dt, res, t0)
-
-
-def restore(lake: Lake, table: str, version: int | datetime) -> MaintenanceResult:
-    """Restore `table` to an earlier version (or timestamp) as a new commit; history is kept."""
-    dt, res, t0 = _started(lake, table)
-    if isinstance(version, int) and not 0 <= version <= dt.version():
-        raise LakehouseError(f"{table} has versions 0..{dt.version()}; cannot restore to {version}")
-    res.operation = "restore"
-    metrics = dt.restore(version, commit_properties=delta.commit_props(None, None, operation="restore"))
-    res.metrics = dict(metrics)
-    res.files_removed = int(metrics.get("num_removed_file", metrics.get("numRemovedFile", 0)))
-    res.files_added = int(metrics.get("num_restored_file", metrics.get("numRestoredFile", 0)))
-    res.detail = f"restored to version {version}"
     return _finish(dt, res, t0)
 
 

@@ -9,7 +9,7 @@ Every command names its tables the same way: <layer>.<name> arguments after the 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -61,7 +61,9 @@ def _one(lake: Lake, arg: str | None, opt: list[str] | None) -> str:
     return validate.table_name(lake, named[0])
 
 
-def _show(results: list[MaintenanceResult], as_json: bool, title: str) -> None:
+def _show(
+    results: list[MaintenanceResult], as_json: bool, title: str, stale: list[str] | None = None
+) -> None:
     from rich.table import Table
 
     compacted = sum(r.files_removed for r in results if r.operation in ("compact", "zorder"))
@@ -73,6 +75,8 @@ def _show(results: list[MaintenanceResult], as_json: bool, title: str) -> None:
         "files_vacuumed": vacuumed,
         "bytes_reclaimed": reclaimed,
     }
+    if stale is not None:
+        payload["stale_downstream"] = stale
     table = Table(title=title, title_justify="left")
     table.add_column("table", overflow="fold")
     table.add_column("operation", no_wrap=True)
@@ -100,7 +104,10 @@ def _show(results: list[MaintenanceResult], as_json: bool, title: str) -> None:
         totals.append(f"files deleted by VACUUM: {vacuumed:,} ({human_bytes(reclaimed)} reclaimed)")
     if "restore" in ops_run:
         totals.append(f"files restored: {sum(r.files_added for r in results):,}")
-    emit(as_json, payload, table, *(["   ".join(totals)] if totals else []))
+    lines = ["   ".join(totals)] if totals else []
+    lines += [f"{r.table}: {r.detail.split(';')[0]}" for r in results if r.operation == "restore"]
+    lines += [f"not consistent yet: {line}" for line in stale or []]
+    emit(as_json, payload, table, *lines)
 
 
 @app.command("run")
@@ -233,25 +240,12 @@ def checkpoint_cmd(
     _show(results, as_json, "Checkpoints")
 
 
-def _restore_target(lake: Lake, name: str, version: int | None, timestamp: datetime | None) -> int | datetime:
+def _restore_target(version: int | None, timestamp: datetime | None) -> int | datetime:
     if (version is None) == (timestamp is None):
         raise typer.BadParameter(
             "give exactly one of --version or --timestamp", param_hint="--version/--timestamp"
         )
-    if timestamp is None:
-        return int(version)  # type: ignore[arg-type]
-    when = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
-    history = lake.table(name).history()
-    first = min(history, key=lambda h: int(h.get("version", 0)))
-    first_at = datetime.fromtimestamp(int(first.get("timestamp", 0)) / 1000, UTC)
-    if when < first_at:
-        raise typer.BadParameter(
-            f"{name} did not exist at {when:%Y-%m-%d %H:%M:%S} UTC: its first commit still in the log is "
-            f"version {first.get('version')} at {first_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"(`lakehouse maintain history {name}`)",
-            param_hint="--timestamp",
-        )
-    return when
+    return int(version) if timestamp is None else timestamp  # type: ignore[arg-type]
 
 
 @app.command("restore")
@@ -265,24 +259,30 @@ def restore_cmd(
             formats=TIMESTAMP_FORMATS,
         ),
     ] = None,
+    cascade: Annotated[
+        bool,
+        typer.Option(help="also restore every downstream table that has read past that version"),
+    ] = False,
     env: EnvOpt = None,
     set_: SetOpt = None,
     table: TablesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore a table to an earlier version as a new commit (time travel keeps the history)."""
+    """Restore a table to an earlier version as a new commit (time travel keeps the history), its
+    watermarks with it; names the downstream tables that read past that version (--cascade
+    restores them too)."""
     from lakehouse.core import lineage
     from lakehouse.core.reconcile import new_run_id
-    from lakehouse.maintenance import ops
+    from lakehouse.maintenance import consistent_restore, ops
 
     settings = cli_settings(env, set_)
     lake = existing_lake(settings)
     name = _one(lake, table_, table)
-    target = _restore_target(lake, name, version, timestamp)
+    target = _restore_target(version, timestamp)
     with lineage.job_run(settings, "lakehouse.maintenance.restore", [name], [name], lake=lake):
-        result = ops.restore(lake, name, target)
-        ops.record(lake, [result], new_run_id())
-    _show([result], as_json, "Restore")
+        results, stale = consistent_restore.restore(lake, name, target, cascade=cascade)
+        ops.record(lake, results, new_run_id())
+    _show(results, as_json, "Restore", stale=[s.line() for s in stale])
 
 
 @app.command("backfill")
