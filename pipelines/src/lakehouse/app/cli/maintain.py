@@ -8,14 +8,13 @@ Every command names its tables the same way: <layer>.<name> arguments after the 
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lakehouse.app.cli import validate
-from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, console, emit, existing_lake
+from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, emit, existing_lake
 from lakehouse.app.cli.progress import bars
 from lakehouse.app.render.tables import human_bytes
 from lakehouse.core.errors import LakehouseError
@@ -287,32 +286,61 @@ def restore_cmd(
 
 @app.command("backfill")
 def backfill_cmd(
-    start: Annotated[datetime, typer.Option("--from", help="first day (YYYY-MM-DD)", formats=["%Y-%m-%d"])],
-    end: Annotated[datetime, typer.Option("--to", help="last day, inclusive", formats=["%Y-%m-%d"])],
+    start: Annotated[
+        datetime, typer.Option("--from", help="first event date (YYYY-MM-DD)", formats=["%Y-%m-%d"])
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="last event date, inclusive", formats=["%Y-%m-%d"])],
+    gold: Annotated[
+        bool, typer.Option(help="rebuild gold afterwards (its models read the whole of silver)")
+    ] = False,
     env: EnvOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Land one day of source events per date in the range (idempotent); bronze picks them up."""
+    """Classify the events of a date range again from bronze (after a rule change) and replace
+    that range in silver.events and the quarantine, one commit per table; idempotent."""
     from lakehouse.core import lineage
-    from lakehouse.core.storage import Lake
-    from lakehouse.generator import landing
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.silver import backfill
 
+    first, last = start.date(), end.date()
+    if first > last:
+        raise LakehouseError(f"backfill range is empty: {first} > {last}")
     settings = cli_settings(env, set_)
-    lake = Lake(settings)
-    with lineage.job_run(settings, "lakehouse.maintenance.backfill", [], ["landing/events"], lake=lake):
-        days = landing.land_days(
-            lake,
-            settings.generator,
-            settings.maintenance.backfill_events_per_day,
-            date.fromordinal(start.toordinal()),
-            end.date(),
-        )
-    if as_json:
-        typer.echo(json.dumps({"days": days}))
-        return
-    for day, parts in days.items():
-        console.print(f"{day}: {'already landed' if parts == 0 else f'{parts} file(s) landed'}")
+    lake = existing_lake(settings)
+    tables = ["silver.events", "silver.quarantine_events"]
+    with lineage.job_run(settings, "lakehouse.maintenance.backfill", ["bronze.events"], tables, lake=lake):
+        result = backfill.reprocess(lake, settings.silver, new_run_id(), first, last)
+    built = None
+    if gold:
+        from lakehouse.gold import build as gold_build
+        from lakehouse.gold.dbt import DbtProject
+
+        built = gold_build.build(DbtProject.from_settings(settings), lake).ok
+    rec = result.reconciliation
+    payload = {
+        "from": str(first),
+        "to": str(last),
+        "events_before": result.events_before,
+        "events_after": result.events_after,
+        "quarantined_before": result.quarantined_before,
+        "quarantined_after": result.quarantined_after,
+        "moved_to_quarantine": result.moved_to_quarantine,
+        "rows_in": rec.rows_in,
+        "duplicates": rec.duplicates,
+        "balanced": rec.balanced,
+        "gold_built": built,
+    }
+    emit(
+        as_json,
+        payload,
+        f"{first}..{last}: silver.events {result.events_before:,} -> {result.events_after:,}, "
+        f"quarantine {result.quarantined_before:,} -> {result.quarantined_after:,} "
+        f"({rec.rows_in:,} bronze rows in the range, {rec.duplicates:,} duplicates; "
+        f"{'balanced' if rec.balanced else 'NOT balanced'})",
+    )
+    if not rec.balanced or built is False:
+        raise typer.Exit(1)
 
 
 @app.command("history")
