@@ -228,6 +228,13 @@ def test_defect07_object_store_service_is_a_load_balancer_in_prod():
     assert values["s3"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.50.240"
 
 
+def test_object_store_keeps_a_second_copy_when_it_has_two_servers():
+    prod = helm_values(cached_run("prod-site-fresh"), "seaweedfs")
+    assert prod["volume"]["replicas"] == 2 and prod["master"]["defaultReplication"] == "001"
+    dev = helm_values(cached_run("dev-site-fresh"), "seaweedfs")
+    assert dev["volume"]["replicas"] == 1 and dev["master"]["defaultReplication"] == "000"
+
+
 # --- 8: Grafana datasource ---
 
 def test_defect08_grafana_reads_a_service_that_one_instance_answers():
