@@ -1,21 +1,27 @@
 """The backup role's Jobs, executed here as the real playbooks render them.
 
 The nightly `lakehouse-backup` CronJob (pg_dump per database, then rclone: the dumps and every layer
-bucket to the backup target) and the restore Job that `playbooks/restore.yml` starts (rclone fetch
-of one run's dumps and the buckets back, then pg_restore) are taken from what the real playbook
-runs send to the cluster (cluster stand-in, playbook_runs.py). Each container's command and script
-runs here as written, against a throwaway PostgreSQL 15 and two local SeaweedFS servers (the layer
-store and the backup target). Only these are substituted, nothing else:
+bucket to the backup target), the restore Job that `playbooks/restore.yml` starts (rclone fetch of
+one run's dumps and the buckets back, then pg_restore) and the `etcd-snapshot` CronJob (etcdctl
+snapshot save with kubeadm's client certificate, then rclone) are taken from what the real
+playbook runs send to the cluster (cluster stand-in, playbook_runs.py). Each container's command
+and script runs here as written, against a throwaway PostgreSQL 15, local SeaweedFS servers (the
+layer store and the backup target) and a throwaway etcd with TLS. Only these are substituted:
   - the PostgreSQL service host `<cluster>-rw.<namespace>.svc` -> 127.0.0.1 (the port comes from
     PGPORT, which the scripts leave to libpq);
-  - the pods' volume mounts (/dumps, /work) -> folders of this test;
-  - the S3 endpoints in the containers' env -> the two SeaweedFS servers;
+  - the etcd client endpoint's port 2379 -> a free port;
+  - the pods' volume mounts (/dumps, /work, /snapshot, /etc/kubernetes/pki/etcd) -> folders of
+    this test;
+  - the S3 endpoints in the containers' env -> the SeaweedFS servers;
   - the `backup-credentials` Secret's values (its keys as prepare.yml writes them) -> the test's
     PostgreSQL password and SeaweedFS keys.
-The tools are Debian's (pg_dump/pg_restore 15, rclone) rather than the images' (16.6, 1.69.1)."""
+The tools are Debian's (pg_dump/pg_restore 15, rclone 1.60, etcd/etcdctl 3.4) rather than the
+images' (PostgreSQL 16.6, rclone 1.69.1, etcd 3.5.21). The etcd restore follows the procedure in
+ansible/README.md ("Backup and restore")."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -24,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import boto3
@@ -129,18 +136,23 @@ def postgres_servers(workdir):
 
 @pytest.fixture
 def s3_servers(tmp_path):
-    """Two SeaweedFS servers: the layer store and the backup target."""
-    states = [tmp_path / "layers", tmp_path / "target"]
-    try:
+    """SeaweedFS servers started side by side: s3_servers("layers", "target") -> their endpoints."""
+    states: list[Path] = []
+
+    def start(*names: str) -> list[dict]:
+        new = [tmp_path / f"s3-{name}" for name in names]
+        states.extend(new)
         procs = [subprocess.Popen([str(VENV_BIN / "python"), str(SEAWEEDFS), "start", str(s)], env=tool_env(),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for s in states]
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for s in new]
         for proc in procs:
             out = proc.communicate(timeout=120)[0]
             assert proc.returncode == 0, out.decode()[-2000:]
-        yield [json.loads((s / "endpoint.json").read_text()) for s in states]
-    finally:
-        for state in states:
-            subprocess.run([str(VENV_BIN / "python"), str(SEAWEEDFS), "stop", str(state)], env=tool_env(), check=False)
+        return [json.loads((s / "endpoint.json").read_text()) for s in new]
+
+    yield start
+    stops = [subprocess.Popen([str(VENV_BIN / "python"), str(SEAWEEDFS), "stop", str(s)], env=tool_env()) for s in states]
+    for stop in stops:
+        stop.wait(timeout=60)
 
 
 def s3_client(endpoint: dict):
@@ -160,9 +172,10 @@ def run_container(container: dict, secret: dict[str, str], substitutions: dict[s
     """endpoints: env variable name -> the local server's URL."""
     """Run a container's command + args as written, with the substitutions the module docstring
     lists; fails the test with the container's output."""
-    assert [e["secretRef"]["name"] for e in container.get("envFrom", [])] == ["backup-credentials"]
+    secret_refs = [e["secretRef"]["name"] for e in container.get("envFrom", [])]
+    assert secret_refs in ([], ["backup-credentials"]), secret_refs
     # A pod's environment: only what the manifest sets (none of this machine's, e.g. AWS_CA_BUNDLE).
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **secret, **extra_env}
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **(secret if secret_refs else {}), **extra_env}
     for item in container.get("env", []):
         env[item["name"]] = endpoints.get(item["name"], item["value"])
     argv = []
@@ -267,7 +280,7 @@ def test_nightly_backup_then_restore_brings_back_rows_owners_and_objects(workdir
     assert backup_run.returncode == 0, failure_summary(backup_run)
     nightly = pod_spec(backup_run.applied("CronJob", "lakehouse-backup")[0])
     secret_keys = backup_secret_keys(backup_run)
-    layers, target = s3_servers
+    layers, target = s3_servers("layers", "target")
     secret = {"PGPASSWORD": SUPERUSER_PASSWORD,
               "RCLONE_CONFIG_SRC_ACCESS_KEY_ID": layers["access_key"],
               "RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY": layers["secret_key"],
@@ -333,3 +346,157 @@ def test_nightly_backup_then_restore_brings_back_rows_owners_and_objects(workdir
         rebuilt.sql(f"INSERT INTO {db['schemas'][0]}.events (payload, amount) VALUES ('{{}}', 1)",
                     db=db["name"], role=db["owner"])
     assert rebuilt.sql("SELECT count(*) FROM gold.events", db="serving", role=BI_USER) == "2001"
+
+
+# --- etcd: the snapshot CronJob, then the restore procedure of ansible/README.md ---
+
+KUBEADM_ETCD_PKI = "/etc/kubernetes/pki/etcd"
+NODE = "ampere-prod-cp-1"
+
+
+def make_kubeadm_etcd_pki(pki: Path) -> None:
+    """A CA and the certificates kubeadm writes under /etc/kubernetes/pki/etcd: server and peer
+    (serving + client auth, SANs localhost and 127.0.0.1), and the healthcheck client
+    (CN kube-etcd-healthcheck-client, client auth) the CronJob logs in with."""
+    pki.mkdir(parents=True)
+
+    def openssl(*args: str) -> None:
+        proc = subprocess.run(["openssl", *args], cwd=pki, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+            "-subj", "/CN=etcd-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign")
+    certs = {"server": (NODE, "serverAuth,clientAuth", True), "peer": (NODE, "serverAuth,clientAuth", True),
+             "healthcheck-client": ("kube-etcd-healthcheck-client", "clientAuth", False)}
+    for name, (cn, usage, sans) in certs.items():
+        ext = pki / f"{name}.ext"
+        ext.write_text("keyUsage=critical,digitalSignature,keyEncipherment\n"
+                       f"extendedKeyUsage={usage}\n" + (f"subjectAltName=DNS:localhost,DNS:{NODE},IP:127.0.0.1\n" if sans else ""))
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={cn}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "1", "-extfile", str(ext), "-out", f"{name}.crt")
+        ext.unlink()
+        (pki / f"{name}.csr").unlink()
+    for key in pki.glob("*.key"):
+        key.chmod(0o600)
+
+
+class Etcd:
+    """One etcd member with TLS and client-certificate authentication on both sides, flags as in
+    kubeadm's etcd static pod."""
+
+    def __init__(self, data: Path, pki: Path, client_port: int, peer_port: int):
+        self.data, self.pki, self.client_port, self.peer_port = data, pki, client_port, peer_port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.client_port}"
+
+    def start(self) -> Etcd:
+        peer = f"https://127.0.0.1:{self.peer_port}"
+        p = self.pki
+        self.proc = subprocess.Popen([
+            "etcd", f"--name={NODE}", f"--data-dir={self.data}",
+            f"--listen-client-urls={self.endpoint}", f"--advertise-client-urls={self.endpoint}",
+            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster={NODE}={peer}", "--initial-cluster-state=new",
+            f"--listen-metrics-urls=http://127.0.0.1:{free_port()}",
+            f"--cert-file={p}/server.crt", f"--key-file={p}/server.key", "--client-cert-auth=true",
+            f"--trusted-ca-file={p}/ca.crt", f"--peer-cert-file={p}/peer.crt", f"--peer-key-file={p}/peer.key",
+            "--peer-client-cert-auth=true", f"--peer-trusted-ca-file={p}/ca.crt", "--snapshot-count=10000"],
+            stdout=subprocess.DEVNULL, stderr=(self.data.parent / f"{self.data.name}.log").open("w"))
+        deadline = time.monotonic() + 60
+        while self.ctl("endpoint", "health", check=False).returncode != 0:
+            assert self.proc.poll() is None, (self.data.parent / f"{self.data.name}.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "etcd did not become healthy"
+            time.sleep(0.3)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def ctl(self, *args: str, check: bool = True, client: bool = True) -> subprocess.CompletedProcess:
+        auth = [f"--cert={self.pki}/healthcheck-client.crt", f"--key={self.pki}/healthcheck-client.key"] if client else []
+        proc = subprocess.run(["etcdctl", f"--endpoints={self.endpoint}", f"--cacert={self.pki}/ca.crt", *auth, *args],
+                              env={"PATH": "/usr/bin:/bin", "ETCDCTL_API": "3"}, capture_output=True, text=True,
+                              timeout=30)
+        assert not check or proc.returncode == 0, proc.stderr
+        return proc
+
+    def contents(self) -> dict[str, str]:
+        kvs = json.loads(self.ctl("get", "", "--prefix", "-w", "json").stdout).get("kvs", [])
+        return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode() for kv in kvs}
+
+
+@pytest.fixture
+def etcd_members():
+    started: list[Etcd] = []
+
+    def start(*args) -> Etcd:
+        started.append(Etcd(*args))
+        return started[-1].start()
+
+    yield start
+    for member in started:
+        member.stop()
+
+
+def test_etcd_snapshot_job_then_documented_restore_brings_back_every_key(tmp_path, etcd_members, s3_servers):
+    require("etcd", "etcdctl", "openssl", "rclone")
+    backup_run = cached_run("prod-backup")
+    assert backup_run.returncode == 0, failure_summary(backup_run)
+    job = pod_spec(backup_run.applied("CronJob", "etcd-snapshot")[0])
+    (target,) = s3_servers("target")
+    secret = {"PGPASSWORD": SUPERUSER_PASSWORD,
+              "RCLONE_CONFIG_SRC_ACCESS_KEY_ID": "unused", "RCLONE_CONFIG_SRC_SECRET_ACCESS_KEY": "unused",
+              "RCLONE_CONFIG_DST_ACCESS_KEY_ID": target["access_key"],
+              "RCLONE_CONFIG_DST_SECRET_ACCESS_KEY": target["secret_key"]}
+    assert set(secret) == backup_secret_keys(backup_run)
+    copy = job["containers"][0]
+    target_bucket = re.search(r"dst:([^/\s]+)/etcd/", copy["args"][0]).group(1)
+    target_s3 = s3_client(target)
+    target_s3.create_bucket(Bucket=target_bucket)
+
+    pki = tmp_path / "pki/etcd"
+    make_kubeadm_etcd_pki(pki)
+    member = etcd_members(tmp_path / "etcd", pki, free_port(), free_port())
+    keys = {f"/registry/namespaces/ns-{i}": json.dumps({"kind": "Namespace", "name": f"ns-{i}"}) for i in range(20)}
+    keys["/registry/secrets/backup/backup-credentials"] = "opaque \u00e9t\u00e9 value"
+    for key, value in keys.items():
+        member.ctl("put", key, value)
+    # The member refuses a client without kubeadm's client certificate.
+    assert member.ctl("get", "/registry", "--prefix", check=False, client=False).returncode != 0
+
+    # The CronJob's two containers as rendered, on one snapshot volume.
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    mounts = {KUBEADM_ETCD_PKI: str(pki), "/snapshot": str(snapshot), "https://127.0.0.1:2379": member.endpoint}
+    endpoints = {"RCLONE_CONFIG_DST_ENDPOINT": target["endpoint_url"]}
+    for container in job["initContainers"] + job["containers"]:
+        run_container(container, secret, mounts, {}, endpoints)
+    member.ctl("put", "/registry/after-the-snapshot", "must not come back")
+    member.stop()
+    stored = [o["Key"] for o in target_s3.list_objects_v2(Bucket=target_bucket, Prefix="etcd/")["Contents"]]
+    assert len(stored) == 1 and re.fullmatch(r"etcd/\d{8}T\d{6}Z/etcd\.db", stored[0]), stored
+
+    # The restore procedure (ansible/README.md, "Backup and restore"): fetch the snapshot with the
+    # Jobs' rclone settings, restore it into a new data folder under the member's name and peer
+    # URL, start the member on it.
+    rclone_env = {"PATH": "/usr/bin:/bin", **secret, **{e["name"]: endpoints.get(e["name"], e["value"]) for e in copy["env"]}}
+    fetched = tmp_path / "etcd.db"
+    subprocess.run(["rclone", "copyto", f"dst:{target_bucket}/{stored[0]}", str(fetched)], env=rclone_env, check=True,
+                   capture_output=True, timeout=60)
+    restored = tmp_path / "etcd-restored"
+    peer = free_port()
+    proc = subprocess.run(["etcdctl", "snapshot", "restore", str(fetched), f"--data-dir={restored}", f"--name={NODE}",
+                           f"--initial-cluster={NODE}=https://127.0.0.1:{peer}",
+                           f"--initial-advertise-peer-urls=https://127.0.0.1:{peer}"],
+                          env={"PATH": "/usr/bin:/bin", "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    back = etcd_members(restored, pki, free_port(), peer)
+    assert back.contents() == keys
