@@ -102,3 +102,34 @@ def test_cli_reports_config_errors_in_one_line_without_traceback(tmp_path: Path)
     assert "Traceback" not in out
     assert out.count("\n") == 0, out
     assert "'generator.events'" in out
+
+
+def test_every_local_port_lies_below_the_ephemeral_range() -> None:
+    """A port inside 32768-60999 can be taken by the local end of any client connection between
+    two runs; every port this project listens on by default sits below it, and a configured port
+    inside it is named."""
+    from lakehouse.services import port_warnings
+
+    s = load_settings("local")
+    dashboard = REPO / "dashboards" / "dashboards.mk"
+    dashboard_port = int(
+        next(
+            line.split("?=")[1]
+            for line in dashboard.read_text().splitlines()
+            if line.startswith("DASHBOARD_PORT")
+        )
+    )
+    ports = {
+        "postgres": s.postgres.port,
+        "seaweedfs": s.seaweedfs.port,
+        "broker": s.streaming.broker_port,
+        "metrics": s.streaming.metrics_port,
+        "serving": s.serving.port,
+        "dashboard": dashboard_port,
+    }
+    assert all(port < 32768 for port in ports.values()), ports
+    assert port_warnings(s) == []
+    inside = load_settings("local", overrides={"serving.port": 40000, "streaming.metrics_port": 40001})
+    warnings = port_warnings(inside)
+    assert any(line.startswith("serving.port = 40000 lies in") for line in warnings), warnings
+    assert any(line.startswith("streaming.metrics_port = 40001 lies in") for line in warnings), warnings

@@ -1,7 +1,8 @@
 """The real playbooks, run against each environment's real inventory with the cluster stand-in
 (playbook_runs.py): every play runs in its own variable scope, so a variable a task or template
 uses that does not resolve in that play fails the run. Then what the tasks sent to the nodes and
-the cluster is checked, one regression test per defect of issue 15 (named in the docstrings)."""
+the cluster is checked, one regression test per defect a first real run would have hit (named
+`test_defectNN_*`, the defect in each docstring)."""
 
 from __future__ import annotations
 
