@@ -169,10 +169,10 @@ def pod_spec(doc: dict) -> dict:
 
 
 def run_container(container: dict, secret: dict[str, str], substitutions: dict[str, str], extra_env: dict[str, str],
-                  endpoints: dict[str, str]) -> str:
-    """endpoints: env variable name -> the local server's URL."""
+                  endpoints: dict[str, str], succeed: bool = True) -> str:
     """Run a container's command + args as written, with the substitutions the module docstring
-    lists; fails the test with the container's output."""
+    lists (endpoints: env variable name -> a local server's URL); fails the test with the
+    container's output unless it exits as expected."""
     secret_refs = [e["secretRef"]["name"] for e in container.get("envFrom", [])]
     assert secret_refs in ([], ["backup-credentials"]), secret_refs
     # A pod's environment: only what the manifest sets (none of this machine's, e.g. AWS_CA_BUNDLE).
@@ -186,7 +186,8 @@ def run_container(container: dict, secret: dict[str, str], substitutions: dict[s
             arg = re.sub(rf"(?<![^\s=]){re.escape(old)}(?=[/\s]|$)", new, arg)
         argv.append(arg)
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{container['name']} failed ({proc.returncode}):\n{argv}\n{proc.stdout}{proc.stderr}"
+    assert (proc.returncode == 0) == succeed, (
+        f"{container['name']} exited {proc.returncode}:\n{argv}\n{proc.stdout}{proc.stderr}")
     return proc.stdout + proc.stderr
 
 
@@ -316,9 +317,13 @@ def test_nightly_backup_then_restore_brings_back_rows_owners_and_objects(workdir
     stored = {o["Key"] for o in target_s3.list_objects_v2(Bucket=target_bucket, Prefix=f"dumps/{run_id}/")["Contents"]}
     assert stored == {f"dumps/{run_id}/{d['name']}.dump" for d in DATABASES} | {f"dumps/{run_id}/RUN"}
 
-    # The disaster: a new, empty cluster as the platform role rebuilds it; objects lost, overwritten
+    # The disasters: bad writes to the running cluster (rows lost, changed and added, a view
+    # dropped); a new, empty cluster as the platform role rebuilds it; objects lost, overwritten
     # and added in the layer buckets.
-    origin.stop()
+    origin.sql("DELETE FROM events WHERE id % 3 = 0; UPDATE events SET amount = -1 WHERE id < 10; "
+               "INSERT INTO events (payload, amount) VALUES ('{}', 7); DROP VIEW big_events", db="source", role="source_app")
+    origin.sql("TRUNCATE gold.events", db="serving", role="serving_app")
+    assert {db["name"]: fingerprint(origin, db["name"]) for db in DATABASES} != expected_db
     rebuilt = postgres_servers("rebuilt")
     provision(rebuilt)
     first = sorted(expected_objects)[0].split("/", 1)
@@ -337,16 +342,26 @@ def test_nightly_backup_then_restore_brings_back_rows_owners_and_objects(workdir
     work = workdir / "work"
     work.mkdir()
     mounts = {"/work": str(work), PG_SERVICE: "127.0.0.1"}
-    for container in pod_spec(restore[0])["initContainers"] + pod_spec(restore[0])["containers"]:
-        run_container(container, secret, mounts, {"PGPORT": str(rebuilt.port)}, endpoints)
-
-    assert {db["name"]: fingerprint(rebuilt, db["name"]) for db in DATABASES} == expected_db
+    (fetch,), (pg_restore,) = pod_spec(restore[0])["initContainers"], pod_spec(restore[0])["containers"]
+    run_container(fetch, secret, mounts, {}, endpoints)
     assert layer_objects(layer_s3, buckets) == expected_objects
-    # The applications carry on as their own roles, and the BI user still reads gold.
-    for db in DATABASES:
-        rebuilt.sql(f"INSERT INTO {db['schemas'][0]}.events (payload, amount) VALUES ('{{}}', 1)",
-                    db=db["name"], role=db["owner"])
-    assert rebuilt.sql("SELECT count(*) FROM gold.events", db="serving", role=BI_USER) == "2001"
+    # A restore that cannot finish (a view made after the backup depends on a table it replaces)
+    # fails and leaves that database as it was.
+    origin.sql("CREATE VIEW late AS SELECT id FROM events", db="source", role="source_app")
+    before = fingerprint(origin, "source")
+    output = run_container(pg_restore, secret, mounts, {"PGPORT": str(origin.port)}, endpoints, succeed=False)
+    assert "cannot drop table public.events because other objects depend on it" in output
+    assert fingerprint(origin, "source") == before
+    origin.sql("DROP VIEW late", db="source", role="source_app")
+    # The same pg-restore container into the running cluster and into the rebuilt one.
+    for server in (origin, rebuilt):
+        run_container(pg_restore, secret, mounts, {"PGPORT": str(server.port)}, endpoints)
+        assert {db["name"]: fingerprint(server, db["name"]) for db in DATABASES} == expected_db
+        # The applications carry on as their own roles, and the BI user still reads gold.
+        for db in DATABASES:
+            server.sql(f"INSERT INTO {db['schemas'][0]}.events (payload, amount) VALUES ('{{}}', 1)",
+                       db=db["name"], role=db["owner"])
+        assert server.sql("SELECT count(*) FROM gold.events", db="serving", role=BI_USER) == "2001"
 
 
 # --- etcd: the snapshot CronJob, then the restore procedure of ansible/README.md ---
