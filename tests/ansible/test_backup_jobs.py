@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -38,6 +39,7 @@ import boto3
 import pytest
 import yaml
 from ansible_helpers import ROLES_DIR, VENV_BIN, tool_env
+from boto3.s3.transfer import TransferConfig
 from playbook_runs import cached_run, failure_summary, run_playbook
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -259,7 +261,8 @@ def layer_objects(s3, buckets: list[str]) -> dict[str, str]:
 
 
 def fill_buckets(s3, buckets: list[str]) -> None:
-    """Delta-table-shaped objects, one larger than rclone's multipart chunk."""
+    """Delta-table-shaped objects; one uploaded in parts, as large Parquet files are (its ETag is
+    not an MD5, which rclone's --checksum must cope with)."""
     for i, bucket in enumerate(buckets):
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -268,7 +271,13 @@ def fill_buckets(s3, buckets: list[str]) -> None:
             s3.put_object(Bucket=bucket, Key=f"orders/date=2026-01-0{n + 1}/part-{n:05d}-{bucket}.parquet",
                           Body=os.urandom(1000 + 97 * n))
         if i == 0:
-            s3.put_object(Bucket=bucket, Key="orders/big.parquet", Body=os.urandom(6 * 1024 * 1024 + 13))
+            put_in_parts(s3, bucket, "orders/big.parquet")
+
+
+def put_in_parts(s3, bucket: str, key: str) -> None:
+    parts = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_fileobj(io.BytesIO(os.urandom(11 * 1024 * 1024 + 13)), bucket, key, Config=parts)
+    assert s3.head_object(Bucket=bucket, Key=key)["ETag"].endswith('-3"')
 
 
 # --- the round trip ---
@@ -330,6 +339,7 @@ def test_nightly_backup_then_restore_brings_back_rows_owners_and_objects(workdir
     layer_s3.delete_object(Bucket=first[0], Key=first[1])
     layer_s3.put_object(Bucket=buckets[-1], Key="orders/_delta_log/00000000000000000001.json", Body=b"overwritten")
     layer_s3.put_object(Bucket=buckets[1], Key="orders/_delta_log/00000000000000000099.json", Body=b"newer")
+    put_in_parts(layer_s3, buckets[0], "orders/big.parquet")  # same size, other content
     assert layer_objects(layer_s3, buckets) != expected_objects
 
     # The restore Job as `playbooks/restore.yml -e backup_restore_from=<run> -e backup_restore_buckets=true` sends it.
