@@ -296,6 +296,29 @@ class ServingSettings(_Model):
         return v
 
 
+class LayerLocation(_Model):
+    """Where one layer's tables live and with which credentials."""
+
+    root: str = Field(description="s3://bucket/prefix (or a folder) holding the layer's tables")
+    credentials: str | None = Field(
+        None,
+        description="folder of a mounted Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY files "
+        "(AWS_ENDPOINT_URL, AWS_REGION optional); None = the lake's credentials",
+    )
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if "://" in v and not v.startswith("s3://"):
+            raise ValueError(f"only local folders and s3:// URIs are supported (got {v!r})")
+        if v.startswith("s3://") and len(v) <= len("s3://"):
+            raise ValueError("s3:// URI needs a bucket, e.g. s3://bronze/dev")
+        if not v:
+            raise ValueError("must be a folder or an s3:// URI")
+        return v
+
+
 class Settings(_Model):
     env: str = "local"
     root: Path = Path(".")
@@ -309,6 +332,10 @@ class Settings(_Model):
     streaming: StreamingSettings = StreamingSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     serving: ServingSettings = ServingSettings()
+    layers: dict[Literal["bronze", "silver", "gold", "ops"], LayerLocation] = Field(
+        default_factory=dict,
+        description="per-layer location and credentials; a layer not named lives at <lake_root>/<layer>",
+    )
 
     @field_validator("lake_root")
     @classmethod
@@ -325,7 +352,10 @@ class Settings(_Model):
     # -- derived -------------------------------------------------------------------------------
     @property
     def is_s3(self) -> bool:
-        return self.lake_root.startswith("s3://")
+        """Any of the lake's locations is on S3."""
+        return self.lake_root.startswith("s3://") or any(
+            loc.root.startswith("s3://") for loc in self.layers.values()
+        )
 
     @property
     def lake_uri(self) -> str:

@@ -181,7 +181,10 @@ class DbtProject:
         # the profile's serving target logs in as the pipeline does (password_file or PGPASSWORD)
         if password := pg.password:
             env["LAKEHOUSE_PG_PASSWORD"] = password
-        opts = lake.storage_options or {}
+        # dbt reads silver and ops: their locations, and silver's credentials
+        env["LAKEHOUSE_SILVER_URI"] = lake.layer_uri("silver")
+        env["LAKEHOUSE_OPS_URI"] = lake.layer_uri("ops")
+        opts = lake.options("silver") or {}
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL"):
             if key in opts:
                 env[key] = opts[key]
