@@ -59,7 +59,7 @@ def append(
         partition_by=partition_by,
         configuration=configuration if not lake.exists(table) else None,
         schema_mode="merge" if evolve else None,
-        storage_options=lake.storage_options,
+        storage_options=lake.options(table),
         writer_properties=props,
         commit_properties=commit_props(app_id, txn_version, **metadata),
     )
@@ -71,7 +71,7 @@ def overwrite(lake: Lake, table: str, data: pa.Table, **metadata: Any) -> None:
         data,
         mode="overwrite",
         schema_mode="overwrite",
-        storage_options=lake.storage_options,
+        storage_options=lake.options(table),
         commit_properties=commit_props(None, None, **metadata),
     )
 
@@ -172,9 +172,9 @@ def appended_files(lake: Lake, table: str, first: int, last: int) -> list[tuple[
     does). None when a commit did anything else (removed or changed rows, wrote change files or
     deletion vectors) or its log entry is gone: then only the Change Data Feed can say which rows
     were inserted. Compaction commits (dataChange false) move rows without adding any."""
-    fs, root = lake.filesystem()
+    fs, path = lake.table_path(table)
     uri = lake.table_uri(table)
-    log = f"{root}/{uri.removeprefix(lake.root).lstrip('/')}/_delta_log"
+    log = f"{path}/_delta_log"
     files: list[tuple[str, int]] = []
     for version in range(first, last + 1):
         try:

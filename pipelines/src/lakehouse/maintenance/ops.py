@@ -83,9 +83,9 @@ def _live(dt: DeltaTable) -> tuple[int, int]:
 def discover_tables(lake: Lake) -> list[str]:
     """Every Delta table under <lake>/<layer>/<name>, sorted (the `maintenance.tables` default)."""
     found: list[str] = []
-    fs, root = lake.filesystem()
     for layer in LAYERS:
-        infos = fs.get_file_info(pafs.FileSelector(f"{root}/{layer}", allow_not_found=True))
+        fs, root = lake.filesystem(layer)
+        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         for info in infos:
             if info.type != pafs.FileType.Directory:
                 continue
@@ -156,9 +156,9 @@ def optimize(
     return _finish(dt, res, t0)
 
 
-def _sizes(lake: Lake, dt: DeltaTable, files: list[str]) -> dict[str, int]:
+def _sizes(lake: Lake, dt: DeltaTable, files: list[str], table: str) -> dict[str, int]:
     """Size in bytes of each of `files` (as VACUUM lists them: relative to the table, or URIs)."""
-    fs, _ = lake.filesystem()
+    fs, _ = lake.table_path(table)
     base = dt.table_uri.rstrip("/")
     paths = {}
     for f in files:
@@ -187,7 +187,7 @@ def vacuum(
     enforce = m.enforce_retention_duration
     res.operation = "vacuum (dry run)" if dry_run else "vacuum"
     candidates = dt.vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=enforce)
-    sizes = _sizes(lake, dt, candidates)
+    sizes = _sizes(lake, dt, candidates, table)
     deleted = candidates
     if not dry_run and candidates:
         deleted = dt.vacuum(
