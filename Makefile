@@ -28,6 +28,8 @@ DEMO_DEPS :=
 -include pipelines/serving.mk
 -include pipelines/spark.mk
 -include dashboards/dashboards.mk
+-include pipelines/chaos.mk
+-include pipelines/image/image.mk
 
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
 

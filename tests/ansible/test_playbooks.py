@@ -1,7 +1,8 @@
 """The real playbooks, run against each environment's real inventory with the cluster stand-in
 (playbook_runs.py): every play runs in its own variable scope, so a variable a task or template
 uses that does not resolve in that play fails the run. Then what the tasks sent to the nodes and
-the cluster is checked, one regression test per defect of issue 15 (named in the docstrings)."""
+the cluster is checked, one regression test per defect a first real run would have hit (named
+`test_defectNN_*`, the defect in each docstring)."""
 
 from __future__ import annotations
 
@@ -228,6 +229,13 @@ def test_defect07_object_store_service_is_a_load_balancer_in_prod():
     assert values["s3"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.50.240"
 
 
+def test_object_store_keeps_a_second_copy_when_it_has_two_servers():
+    prod = helm_values(cached_run("prod-site-fresh"), "seaweedfs")
+    assert prod["volume"]["replicas"] == 2 and prod["master"]["defaultReplication"] == "001"
+    dev = helm_values(cached_run("dev-site-fresh"), "seaweedfs")
+    assert dev["volume"]["replicas"] == 1 and dev["master"]["defaultReplication"] == "000"
+
+
 # --- 8: Grafana datasource ---
 
 def test_defect08_grafana_reads_a_service_that_one_instance_answers():
@@ -393,13 +401,13 @@ def test_kubeadm_and_kube_vip_per_environment():
 def test_postgres_kafka_and_release_values():
     run = cached_run("prod-site-fresh")
     roles = {r["name"] for r in run.applied("Cluster")[0]["spec"]["managed"]["roles"]}
-    assert roles == {"source_app", "serving_app", "bi_readonly", "airflow"}
+    assert roles == {"source_app", "serving_app", "bi_readonly", "airflow", "marquez"}
     pool = run.applied("KafkaNodePool")[0]["spec"]
     assert pool["replicas"] == 3 and set(pool["roles"]) == {"controller", "broker"}
     release = helm_values(run, "airflow")
     env_vars = {e["name"]: e["value"] for e in release["env"]}
-    assert env_vars["AIRFLOW_VAR_PIPELINES_IMAGE"] == f"ampere-lakehouse/pipelines:{RELEASE_TAG}"
-    assert env_vars["AIRFLOW_VAR_S3_ENDPOINT"] == "http://seaweedfs-s3.object-store.svc:8333"
+    assert env_vars["LAKEHOUSE_IMAGE"] == f"ampere-lakehouse/pipelines:{RELEASE_TAG}"
+    assert env_vars["LAKEHOUSE_EXECUTION"] == "kubernetes" and env_vars["LAKEHOUSE_ENV"] == "prod"
     assert run.applied("ConfigMap", "lakehouse-dashboards"), "dashboards ConfigMap"
 
 
