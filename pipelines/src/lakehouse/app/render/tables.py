@@ -354,7 +354,7 @@ def stored_reconciliation_rows(lake: Lake, last: int = 20) -> list[dict[str, Any
     dt = delta.open_table(lake, reconcile.TABLE)
     if dt is None:
         return []
-    table = dt.to_pyarrow_table().sort_by([("finished_at", "descending")])
+    table = delta.dataset(lake, dt).to_table().sort_by([("finished_at", "descending")])
     return table.slice(0, last).to_pylist()
 
 
