@@ -21,7 +21,8 @@ LAKEHOUSE_NOTIFY            failure hook: file:///path.jsonl | http(s)://webhook
                             (default: file://<AIRFLOW_HOME>/logs/lakehouse-failures.jsonl); the
                             Airflow Variable `lakehouse_notify` overrides it at run time
 LAKEHOUSE_TASK_TIMEOUT_MIN  execution_timeout of a pipeline task (default: 60)
-LAKEHOUSE_RETRIES           retries of a pipeline task (default: 2)
+LAKEHOUSE_RETRIES           retries of a pipeline task after a transient failure (default: 2)
+LAKEHOUSE_RETRY_DELAY_S     first retry delay in seconds, doubled per retry (default: 30)
 LAKEHOUSE_KAFKA             1/0: ingest from Kafka (`lakehouse stream consume --available-now`);
                             default: on when the streaming part of the package is present
 """
@@ -52,6 +53,7 @@ SCHEDULE = os.environ.get("LAKEHOUSE_SCHEDULE", "@hourly")
 MAINTENANCE_SCHEDULE = os.environ.get("LAKEHOUSE_MAINTENANCE_SCHEDULE", "@daily")
 TASK_TIMEOUT_MIN = int(os.environ.get("LAKEHOUSE_TASK_TIMEOUT_MIN", "60"))
 RETRIES = int(os.environ.get("LAKEHOUSE_RETRIES", "2"))
+RETRY_DELAY_S = int(os.environ.get("LAKEHOUSE_RETRY_DELAY_S", "30"))
 K8S_DIR = DAGS_DIR / "k8s"
 
 if EXECUTION not in ("local", "kubernetes"):

@@ -59,14 +59,21 @@ class E2E:
         self.gold_skip = _gold_available()
         self.runs: list[Run] = []
 
-    def dags_test(self, dag_id: str = "lakehouse_pipeline", mark_success: str | None = None) -> Run:
+    def dags_test(
+        self,
+        dag_id: str = "lakehouse_pipeline",
+        mark_success: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Run:
         pattern = mark_success or (GOLD_TASKS if self.gold_skip else None)
         cmd = [str(AIRFLOW), "dags", "test", dag_id, LOGICAL_DATE]
         if pattern:
             cmd += ["--mark-success-pattern", pattern]
         before = self._run_ids(dag_id)
         start = time.perf_counter()
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=600, check=False)
+        proc = subprocess.run(
+            cmd, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=600, check=False
+        )
         seconds = time.perf_counter() - start
         (self.tmp / f"dags-test-{len(self.runs)}.log").write_text(proc.stdout + proc.stderr)
         new = [r for r in self._run_ids(dag_id) if r not in before]
@@ -81,6 +88,17 @@ class E2E:
 
     def _run_ids(self, dag_id: str) -> list[str]:
         return [r[0] for r in self._query("SELECT run_id FROM dag_run WHERE dag_id = ?", (dag_id,))]
+
+    def tries(self, dag_id: str, run_id: str) -> dict[str, int]:
+        rows = self._query(
+            "SELECT task_id, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        )
+        return {task: tries for task, tries in rows}
+
+    def last_run_id(self, dag_id: str) -> str:
+        rows = self._run_ids(dag_id)
+        assert rows, dag_id
+        return rows[-1]
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         rows = self._query(
@@ -322,3 +340,59 @@ def test_failing_gate_stops_everything_downstream(e2e: E2E) -> None:
     assert any(f["task_id"] == "gate_bronze" and f["dag_id"] == "lakehouse_pipeline" for f in failures), (
         failures
     )
+
+
+# A stand-in for the CLI that fails the way the CLI does (its exit codes are the real CLI's, see
+# test_cli_errors): `maintain optimize` fails once as transient (75: a lock another run holds),
+# `maintain vacuum` fails its check (1), `maintain checkpoint` would succeed.
+FLAKY_CLI = """#!/usr/bin/env bash
+case "$1 $2" in
+  "maintain optimize")
+    if [[ ! -e "$STATE/optimize-tried" ]]; then
+      touch "$STATE/optimize-tried"
+      echo "error: another 'optimize' run holds /lake/locks/optimize.lock; wait for it to finish" >&2
+      exit 75
+    fi
+    echo '{"optimized": 0}' ;;
+  "maintain vacuum")
+    echo "quality gate 'silver' failed (silver.events:event_id_unique): downstream steps must not run"
+    exit 1 ;;
+  *) echo '{}' ;;
+esac
+"""
+
+
+def test_transient_failures_retry_and_failed_checks_do_not(e2e: E2E) -> None:
+    """Exit 75 is retried (after the backoff), exit 1 fails at once, and the failure hook names
+    the task and the reason in one line."""
+    state = e2e.tmp / "flaky"
+    state.mkdir()
+    cli = state / "lakehouse"
+    cli.write_text(FLAKY_CLI)
+    cli.chmod(0o755)
+    notified_before = len(_events(e2e.tmp / "failures.jsonl"))
+    run = e2e.dags_test(
+        "lakehouse_maintenance",
+        env={
+            "AIRFLOW_VAR_LAKEHOUSE_BIN": str(cli),
+            "STATE": str(state),
+            "LAKEHOUSE_RETRIES": "2",
+            "LAKEHOUSE_RETRY_DELAY_S": "1",
+        },
+    )
+    assert run.states == {"optimize": "success", "vacuum": "failed", "checkpoint": "upstream_failed"}, (
+        run.states
+    )
+    tries = e2e.tries("lakehouse_maintenance", e2e.last_run_id("lakehouse_maintenance"))
+    assert tries["optimize"] == 2, tries  # one retry after the transient failure
+    assert tries["vacuum"] == 1, tries  # a failed check is not tried again
+    failures = _events(e2e.tmp / "failures.jsonl")[notified_before:]
+    vacuum = [f for f in failures if f["task_id"] == "vacuum"]
+    assert [f["summary"] for f in failures if f["task_id"] is None] == [
+        "lakehouse_maintenance run failed: task_failure"
+    ], failures
+    assert len(vacuum) == 1, failures
+    summary = vacuum[0]["summary"]
+    assert "\n" not in summary and summary.startswith("lakehouse_maintenance.vacuum failed: "), summary
+    assert "not retried" in summary and "silver.events:event_id_unique" in summary, summary
+    assert not [f for f in failures if f["task_id"] == "optimize"], failures

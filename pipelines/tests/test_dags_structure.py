@@ -191,7 +191,7 @@ def test_commands_call_the_pipeline_cli(bags: dict[str, Any]) -> None:
         "gold_publish": 'gold publish --env "$LAKEHOUSE_ENV"',
     }
     for task_id, args in expected.items():
-        assert tasks[task_id]["operator"] == "BashOperator"
+        assert tasks[task_id]["operator"] == "LakehouseCliOperator"
         assert tasks[task_id]["command"] == f'"$LAKEHOUSE_BIN" {args}', task_id
     maint = bags["local"]["dags"]["lakehouse_maintenance"]["tasks"]
     assert [maint[t]["command"].split()[1:3] for t in ("optimize", "vacuum", "checkpoint")] == [

@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from lakehouse.core.errors import ServiceError
+from lakehouse.core.errors import ServiceError, TransientError
 from lakehouse.core.settings import StreamingSettings
 
 LOGGER = logging.getLogger("lakehouse.kafka")
@@ -21,7 +21,7 @@ LOGGER = logging.getLogger("lakehouse.kafka")
 CHECK_SECONDS = 4.0
 
 
-class BrokerUnavailable(ServiceError):
+class BrokerUnavailable(ServiceError, TransientError):
     """No bootstrap server accepts a connection."""
 
 

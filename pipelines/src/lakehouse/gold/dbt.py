@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.core import lineage
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, TransientError
 from lakehouse.core.settings import PostgresSettings, Settings
 from lakehouse.core.storage import Lake
 
@@ -42,6 +42,10 @@ _MARK = "@@lakehouse-dbt "  # the runner's line before each command's output
 
 class DbtError(LakehouseError):
     """dbt is missing, or a dbt command failed to run at all (not a failing test)."""
+
+
+class DbtLockedError(DbtError, TransientError):
+    """dbt could not open the build database: another process holds DuckDB's lock on it."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,10 @@ class DbtProject:
     def _check(args: Sequence[str], run: DbtRun) -> None:
         if run.returncode == 2 or (run.returncode != 0 and not run.results):
             tail = "\n".join(run.output.splitlines()[-15:])
+            if "Could not set lock on file" in run.output:
+                raise DbtLockedError(
+                    f"dbt {' '.join(args)}: the build database is locked by another process:\n{tail}"
+                )
             raise DbtError(f"dbt {' '.join(args)} failed to run (exit {run.returncode}):\n{tail}")
 
     def _stream(

@@ -24,7 +24,7 @@ import psycopg
 
 from lakehouse.bronze import contracts as bronze_contracts
 from lakehouse.core import quality
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import CheckFailedError, LakehouseError
 from lakehouse.core.quality import CheckResult
 from lakehouse.core.reconcile import new_run_id
 from lakehouse.core.storage import Lake
@@ -47,7 +47,7 @@ _STATUS = {
 }
 
 
-class QualityGateError(LakehouseError):
+class QualityGateError(CheckFailedError):
     """A layer's gate failed: downstream steps must not run."""
 
     def __init__(self, report: GateReport) -> None:

@@ -51,9 +51,16 @@ def build_cmd(
         f"dbt build: {built} models in {result.run.seconds:.1f}s; {len(result.tables)} marts exported to Delta gold.*"
     )
     if not result.ok:
-        console.print("[red]gold build failed: nothing downstream (publish, report) may run[/]")
         if not verbose:
             console.print("\n".join(result.run.output.splitlines()[-25:]), highlight=False, markup=False)
+        # the last line names what failed: a scheduler's failure notice quotes it
+        failed = [r.name for r in result.run.failed] or [r.check_name for r in result.report.blocking]
+        names = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+        console.print(
+            f"[red]gold build failed ({names or 'dbt exit ' + str(result.run.returncode)}): "
+            "nothing downstream (publish, report) may run[/]",
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
 
 
