@@ -457,6 +457,50 @@ def test_cli_gold_build_gate_passes_without_tests_and_fails_on_a_failing_test(
     assert "gold build failed" in out, out
 
 
+def test_four_concurrent_model_builds_take_turns_on_the_build_database(gold: dict[str, Any]) -> None:
+    """Airflow's per-model fan-out at parallelism 4: four `lakehouse gold build --select <model>`
+    processes on one lake at once. DuckDB admits one writer per database file and every dbt
+    command rewrites target/ and the build ledger, so the builds take turns on the project's lock:
+    all four succeed, the ledger records all four, and the gate still reads a consistent ledger."""
+    settings, lake = gold["settings"], gold["lake"]
+    project = DbtProject.from_settings(settings)
+    before = BuildLedger.load(project)
+    assert before is not None
+    models = [
+        "agg_daily_active_users",
+        "agg_sales_by_category",
+        "rpt_quarantine_reasons",
+        "rpt_pipeline_runs",
+    ]
+    env = _cli_env(settings)
+    procs = [
+        subprocess.Popen(
+            [
+                str(LAKEHOUSE_CLI),
+                "gold",
+                "build",
+                "--select",
+                model,
+                "--set",
+                f"postgres.serving_db={settings.postgres.serving_db}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for model in models
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for model, proc, out in zip(models, procs, outs, strict=True):
+        assert proc.returncode == 0, (model, out[-3000:])
+        assert "lock" not in out.lower(), (model, out[-3000:])
+    after = BuildLedger.load(project)
+    assert after is not None and len(after.invocations) == len(before.invocations) + 4
+    rep = gate.run_gate(DbtProject.from_settings(settings), "gold", lake, publish=False)
+    assert rep.passed and "not run again" in rep.notes[0], rep.notes
+
+
 def test_gold_gate_runs_the_tests_again_after_gold_changed(gold: dict[str, Any]) -> None:
     settings, lake = gold["settings"], gold["lake"]
     run = DbtProject.from_settings(settings).run(lake, ["run", "--select", "agg_sales_by_category"])

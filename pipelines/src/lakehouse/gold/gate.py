@@ -184,7 +184,8 @@ def run_gate(
     start = time.perf_counter()
     report.results += quality.check(lake, layer, LAYER_CONTRACTS.get(layer, ()), report.run_id)
     if layer in ("silver", "gold"):
-        report.results += _dbt_checks(project, lake, report, on_line, rerun)
+        with project.exclusive():  # the ledger and the build database stay as they were read
+            report.results += _dbt_checks(project, lake, report, on_line, rerun)
     report.seconds = time.perf_counter() - start
     quality.store(lake, report.results)
     if publish:
