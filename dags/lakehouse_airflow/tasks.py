@@ -245,8 +245,8 @@ def dbt_models() -> list[Any]:
 
     With a parsed dbt project (manifest.json, see config.dbt_manifest), one task per dbt model,
     wired by the models' `ref` dependencies: each runs `lakehouse gold build --select <model>`
-    (`dbt build` of that model and its tests, in dbt's own virtualenv .venv-dbt, with the lake's
-    profile environment set by the pipeline package). This is Cosmos' "one task per model"
+    (`dbt build` of that model and the tests whose parents are built by then, in dbt's own
+    virtualenv .venv-dbt, with the lake's profile environment set by the pipeline package). This is Cosmos' "one task per model"
     rendering (LoadMode.DBT_MANIFEST) done directly: Cosmos' LOCAL mode would have to rebuild the
     profile environment that `lakehouse gold` already owns. Without a manifest: one
     `lakehouse gold build` task."""
@@ -267,7 +267,11 @@ def dbt_models() -> list[Any]:
                 "gold build",
                 "--select",
                 m["name"],
-                doc_md=f"dbt build --select {m['name']} ({m['path']})",
+                # a test that also reads a model no upstream task has built yet (a sibling's
+                # `relationships`) is left to the gold gate, which runs what the builds did not
+                "--indirect-selection",
+                "buildable",
+                doc_md=f"dbt build --select {m['name']} --indirect-selection buildable ({m['path']})",
             )
             for uid, m in models.items()
         }

@@ -243,7 +243,7 @@ def test_one_task_per_dbt_model_following_refs(bags: dict[str, Any]) -> None:
         "dbt.stg_silver__events_build",
     ]
     assert models["dbt.stg_silver__events_build"]["command"].endswith(
-        'gold build --env "$LAKEHOUSE_ENV" --select stg_silver__events'
+        'gold build --env "$LAKEHOUSE_ENV" --select stg_silver__events --indirect-selection buildable'
     )
     assert tasks["gate_gold"]["upstream"] == ["dbt.fct_sessions_build"]
     assert "bronze_kafka" not in bags["local_dbt"]["dags"]["lakehouse_pipeline"]["tasks"]
