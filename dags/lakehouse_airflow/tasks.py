@@ -282,8 +282,12 @@ def dbt_models() -> list[Any]:
     return [group, group]
 
 
+BUILT_NODES = ("model", "seed", "snapshot")
+
+
 def dbt_manifest_models() -> dict[str, dict[str, Any]]:
-    """unique_id -> {name, path, depends_on} of the enabled models in dbt's manifest."""
+    """unique_id -> {name, path, depends_on} of the enabled models, seeds and snapshots in dbt's
+    manifest."""
     import json
 
     manifest = config.dbt_manifest()
@@ -297,5 +301,6 @@ def dbt_manifest_models() -> dict[str, dict[str, Any]]:
             "depends_on": sorted(set(node.get("depends_on", {}).get("nodes", []))),
         }
         for uid, node in sorted(nodes.items())
-        if node.get("resource_type") == "model" and node.get("config", {}).get("enabled", True)
+        # seeds and snapshots are nodes models ref: they get their task like a model
+        if node.get("resource_type") in BUILT_NODES and node.get("config", {}).get("enabled", True)
     }

@@ -24,7 +24,8 @@ EXPECTED_DAGS = {
     "lakehouse_restore",
 }
 
-# A tiny dbt manifest: three models, stg -> int -> mart, plus a disabled one and a test node.
+# A tiny dbt manifest: three models, stg -> int -> mart, a seed the mart reads, plus a disabled
+# model and a test node.
 MANIFEST = {
     "nodes": {
         "model.lakehouse.stg_silver__events": {
@@ -46,8 +47,19 @@ MANIFEST = {
             "name": "fct_sessions",
             "original_file_path": "models/marts/fct_sessions.sql",
             "depends_on": {
-                "nodes": ["model.lakehouse.int_events__sessionised", "model.lakehouse.stg_silver__events"]
+                "nodes": [
+                    "model.lakehouse.int_events__sessionised",
+                    "model.lakehouse.stg_silver__events",
+                    "seed.lakehouse.page_groups",
+                ]
             },
+            "config": {"enabled": True},
+        },
+        "seed.lakehouse.page_groups": {
+            "resource_type": "seed",
+            "name": "page_groups",
+            "original_file_path": "seeds/page_groups.csv",
+            "depends_on": {"nodes": []},
             "config": {"enabled": True},
         },
         "model.lakehouse.old_mart": {
@@ -236,10 +248,12 @@ def test_one_task_per_dbt_model_following_refs(bags: dict[str, Any]) -> None:
         "dbt.stg_silver__events_build",
         "dbt.int_events__sessionised_build",
         "dbt.fct_sessions_build",
+        "dbt.page_groups_build",  # a seed is built by its own task before the models that read it
     }
     assert models["dbt.int_events__sessionised_build"]["upstream"] == ["dbt.stg_silver__events_build"]
     assert models["dbt.fct_sessions_build"]["upstream"] == [
         "dbt.int_events__sessionised_build",
+        "dbt.page_groups_build",
         "dbt.stg_silver__events_build",
     ]
     assert models["dbt.stg_silver__events_build"]["command"].endswith(
