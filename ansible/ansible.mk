@@ -16,8 +16,9 @@ ANSIBLE_BIN        := $(ANSIBLE_VENV)/bin
 ANSIBLE_LOCK       := $(CURDIR)/ansible/requirements.lock
 ANSIBLE_STATE      := $(CURDIR)/.state/ansible
 ANSIBLE_STAMP      := $(ANSIBLE_VENV)/.installed-$(shell sha256sum $(ANSIBLE_LOCK) 2>/dev/null | cut -c1-16)
-# libpq-dev builds psycopg2 for barman-cloud (PostgreSQL backup/restore test).
-ANSIBLE_APT_PKGS   := age podman runc debootstrap libpq-dev
+# libpq-dev builds psycopg2 for barman-cloud (PostgreSQL backup/restore test); postgresql-15,
+# rclone, etcd-server and etcd-client run the backup role's Jobs (test_backup_jobs.py).
+ANSIBLE_APT_PKGS   := age podman runc debootstrap libpq-dev postgresql-15 rclone etcd-server etcd-client
 ANSIBLE_DEV_AGEKEY := $(CURDIR)/tests/ansible/fixtures/dev-ci.agekey
 ANSIBLE_SOPS       := $(ANSIBLE_BIN)/sops --disable-version-check
 ANSIBLE_SUDO       := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

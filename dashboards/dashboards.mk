@@ -4,7 +4,7 @@
 # dashboards/superset/requirements.lock (recompile: `uv pip compile --python-version 3.11
 # --generate-hashes dashboards/superset/requirements.in -o dashboards/superset/requirements.lock`).
 SUPERSET_VENV  := $(ROOT)/.venv-superset
-DASHBOARD_PORT ?= 58088
+DASHBOARD_PORT ?= 28088
 export DASHBOARD_PORT
 BROWSER_DIR    := $(ROOT)/dashboards/browser
 
@@ -32,7 +32,7 @@ setup-superset: $(SUPERSET_VENV)/.stamp ## Create .venv-superset (Apache Superse
 
 setup-dashboard-browser: $(BROWSER_DIR)/node_modules/.stamp setup-chromium ## playwright-core (npm) and Debian chromium for the dashboard's browser check
 
-dashboard: setup setup-superset ## Superset on 127.0.0.1:58088 (DASHBOARD_PORT) with the lakehouse dashboard, provisioned as code (after make demo)
+dashboard: setup setup-superset ## Superset on 127.0.0.1:28088 (DASHBOARD_PORT) with the lakehouse dashboard, provisioned as code (after make demo)
 	$(VENV)/bin/python dashboards/local.py start
 
 dashboard-stop: ## Stop the Superset server `make dashboard` started (by its pid)

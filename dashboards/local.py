@@ -17,7 +17,7 @@ and does, idempotently:
   4. provisions Superset from dashboards/lakehouse-overview.yaml (dashboards/superset/provision.py:
      schema migration, roles, the admin user, the datasource as the BI role, datasets, charts,
      the dashboard);
-  5. starts Superset (gunicorn) on 127.0.0.1:$DASHBOARD_PORT (default 58088) unless it already
+  5. starts Superset (gunicorn) on 127.0.0.1:$DASHBOARD_PORT (default 28088) unless it already
      runs, records its pid and waits until it answers.
 `stop` stops that process by the recorded pid. `check` logs in to the running dashboard in headless
 Chromium (dashboards/browser/check.mjs), saves <state>/dashboards/lakehouse-overview.png and fails
@@ -46,7 +46,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "dashboards"
 SUPERSET_VENV = Path(os.environ.get("LAKEHOUSE_SUPERSET_VENV", ROOT / ".venv-superset"))
-DEFAULT_PORT = 58088
+DEFAULT_PORT = 28088
 METADATA_DB = "superset"
 DASHBOARD_SLUG = "lakehouse-overview"
 START_TIMEOUT = 180.0

@@ -24,7 +24,9 @@ TF_STATE_ROOT        := $(CURDIR)/.state/terraform
 TF_CLOUD_INIT_DIR    := $(TF_STATE_ROOT)/cloud-init
 TF_ENV_DIR           := $(CURDIR)/environments/$(ENV)
 TF_ENV_DATA_DIR      := $(TF_STATE_ROOT)/$(ENV)/.terraform
-TF_SOPS_FILE         ?= $(CURDIR)/secrets/$(ENV)/terraform.sops.env
+TF_SOPS_FILE         ?= $(CURDIR)/secrets/$(ENV)/terraform.sops.yaml
+# sops comes with the Ansible tooling (make setup-ansible); one on PATH is used otherwise.
+TF_SOPS              ?= $(firstword $(wildcard $(CURDIR)/.venv-ansible/bin/sops) sops)
 TF_PIP               := --quiet --disable-pip-version-check --require-hashes --no-deps
 
 # --- Pinned tools, built once from the Go module proxy into .state/terraform/tools -----------
@@ -53,9 +55,9 @@ TF_TOFU_ENV          = TF_CLI_CONFIG_FILE=$(TF_CLI_CONFIG) CHECKPOINT_DISABLE=1 
 
 # Per-environment working data (providers, modules, backend settings) stays out of terraform/.
 TF_ENV_RUN = $(TF_TOFU_ENV) TF_DATA_DIR=$(TF_ENV_DATA_DIR) $(TOFU) -chdir=$(TF_ROOT)
-# An optional SOPS dotenv (TF_VAR_console_password_hash=...) is decrypted into the
-# environment of terraform only, never written to disk.
-TF_WITH_SECRETS = $(if $(wildcard $(TF_SOPS_FILE)),sops exec-env $(TF_SOPS_FILE),sh -c)
+# An optional SOPS file of TF_VAR_* keys is decrypted into the environment of terraform only,
+# never written to disk (sops exec-env exports a YAML file's top-level keys).
+TF_WITH_SECRETS = $(if $(wildcard $(TF_SOPS_FILE)),$(TF_SOPS) exec-env $(TF_SOPS_FILE),sh -c)
 
 # Writes the inventory atomically (a failed `tofu output` leaves the old file alone).
 define TF_WRITE_INVENTORY

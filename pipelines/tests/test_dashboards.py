@@ -2,7 +2,7 @@
 
 The committed Grafana JSON is exactly the rendering of dashboards/lakehouse-overview.yaml; the
 Grafana dashboard and the Superset bundle carry the same panels (titles, descriptions, SQL, order,
-widths, refresh); every panel the issue asks for is there; a broken definition is a one-line error.
+widths, refresh); every panel of the three rows and the health row is there; a broken definition is a one-line error.
 The queries themselves run against a real serving database in test_dashboards_live.py.
 """
 
@@ -51,7 +51,7 @@ def test_committed_grafana_json_is_the_rendering_of_the_definition() -> None:
     assert render.main(["grafana", "--check"]) == 0
 
 
-def test_every_panel_the_issue_asks_for_refreshing_every_10_seconds() -> None:
+def test_every_panel_is_there_refreshing_every_10_seconds() -> None:
     rows = {r.title: [p.key for p in r.panels] for r in DASHBOARD.rows}
     assert list(rows.values()) == [
         ["dau", "conversion_rate", "total_purchases", "total_events"],  # top row: batch KPIs

@@ -7,6 +7,7 @@ leaves silver in step with the source, row for row."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -268,3 +269,27 @@ def test_demo_twice_with_a_batch_by_hand_stays_in_step(demo_env: tuple[dict[str,
     assert late["order_items"] == 0
     assert "read from PostgreSQL serving.gold" in second
     _check_kpis(settings)
+
+
+def test_json_output_agrees_with_the_lake(demo_env: tuple[dict[str, str], Settings]) -> None:
+    """`--json` is for scripts: one JSON document on stdout whose figures are the lake's own
+    (read here through the Delta log, not through the command's code path)."""
+    env, settings = demo_env
+    lake = Lake(settings)
+    tables = json.loads(_run(env, "tables", "--json"))["tables"]
+    layers = {t["table"].split(".")[0] for t in tables}
+    assert layers == {"bronze", "silver", "gold", "ops"}, layers
+    for row in tables:
+        if row["table"].startswith(("bronze.", "silver.")):
+            assert row["rows"] == _count(lake, row["table"]), row
+    records = json.loads(_run(env, "reconcile", "--json"))["records"]
+    assert records and all(r["balanced"] for r in records)
+    status = json.loads(_run(env, "status", "--json"))
+    assert {s["name"] for s in status["services"] if s["running"]} >= {"postgres", "kafka"}
+    assert status["lake"]["problem"] is None
+    history = json.loads(_run(env, "maintain", "history", "silver.events", "--json"))["history"]
+    added = sum(h["rows_added"] or 0 for h in history) - sum(h["rows_removed"] or 0 for h in history)
+    assert added == _count(lake, "silver.events")
+    kpis = json.loads(_run(env, "gold", "kpis", "--json"))
+    assert kpis["summary"]["total_events"] == _count(lake, "silver.events")
+    assert kpis["kpis"] and all(k["counted_from"] for k in kpis["kpis"]), kpis["kpis"]

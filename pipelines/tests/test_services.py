@@ -311,6 +311,32 @@ def test_status_and_stop_cover_a_service_started_under_other_settings(
         broker.stop()
 
 
+@pytest.mark.s3
+def test_status_and_stop_cover_the_s3_server_of_a_lake_that_is_a_folder_again(
+    settings_factory: SettingsFactory, s3_service: S3Service
+) -> None:
+    """SeaweedFS started for an s3:// lake keeps running when the lake is a folder again; status
+    still lists it and stop stops it (the state folder, not the current settings, decides)."""
+    from lakehouse.services.process import free_port
+
+    settings = settings_factory({"seaweedfs.port": free_port()}, fresh_state=True)
+    assert not settings.is_s3
+    sw = LocalSeaweedFS.from_settings(settings)
+    sw.start()
+    try:
+        seaweed = ("--set", f"seaweedfs.port={sw.port}")
+        status = _cli(settings, "services", "status", "--json", *seaweed)
+        assert status.returncode == 0, status.stderr
+        rows = {r["name"]: r for r in json.loads(status.stdout)["services"]}
+        assert rows["seaweedfs"]["running"] and rows["seaweedfs"]["pid"] == sw.status().pid
+        stop = _cli(settings, "services", "stop", "--json", *seaweed)
+        assert stop.returncode == 0, stop.stderr
+        assert not {r["name"]: r for r in json.loads(stop.stdout)["services"]}["seaweedfs"]["running"]
+        assert not sw.status().running
+    finally:
+        sw.stop(timeout=2)
+
+
 def _fake_broker(tmp_path: Path, body: str) -> Path:
     """An executable standing in for tansu: `body` runs with the port of --listener-url."""
     script = tmp_path / "tansu"

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from lakehouse.app import jobs as lake_jobs
 from lakehouse.app import streaming as jobs
 from lakehouse.app.cli.stream import app as stream_app
+from lakehouse.core import ops_db
 from lakehouse.core.errors import ServiceError
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
@@ -176,6 +177,12 @@ def test_metrics_endpoint_freshness_and_status(
         pg_conn.info.dbname,
         **{"streaming.batch_max_seconds": 0.5, "streaming.speed_batch_max_seconds": 0.25},
     )
+    # what a first gold publication sets up: the health views the quality metrics read
+    with psycopg.connect(settings.postgres.serving_dsn, autocommit=True) as conn:
+        conn.execute(
+            "DO $$BEGIN CREATE ROLE metrics_bi NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$"
+        )
+        ops_db.grant_bi_access(conn, "metrics_bi")
     port = free_port()
     stop = threading.Event()
     results: list[Any] = []
@@ -234,6 +241,8 @@ def test_metrics_endpoint_freshness_and_status(
         "lakehouse_stream_watermark_timestamp",
     ):
         assert metric in body, metric
+    # beside the stream metrics: quality and reconciliation, read from the serving database
+    assert "lakehouse_health_up 1.0" in body, [ln for ln in body.splitlines() if "health" in ln]
     records = {
         line.split('"')[1]: float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()

@@ -11,7 +11,8 @@
 # that module's own go.sum (-mod=readonly). CGO is off and paths are trimmed, so the same
 # toolchain gives the same bytes on every machine (the provider's lock-file hash relies on it).
 #
-# The caller sets GOMODCACHE, GOCACHE and GOTOOLCHAIN (terraform.mk keeps them in .state/).
+# The caller sets GOTOOLCHAIN; Go's module and build caches are the user's shared ones, so a
+# second build of the same pin compiles nothing.
 set -euo pipefail
 
 if [ "$#" -lt 5 ]; then

@@ -1,7 +1,8 @@
 """The real playbooks, run against each environment's real inventory with the cluster stand-in
 (playbook_runs.py): every play runs in its own variable scope, so a variable a task or template
 uses that does not resolve in that play fails the run. Then what the tasks sent to the nodes and
-the cluster is checked, one regression test per defect of issue 15 (named in the docstrings)."""
+the cluster is checked, one regression test per defect a first real run would have hit (named
+`test_defectNN_*`, the defect in each docstring)."""
 
 from __future__ import annotations
 
@@ -226,6 +227,13 @@ def test_defect07_object_store_service_is_a_load_balancer_in_prod():
     values = helm_values(cached_run("prod-site-fresh"), "seaweedfs")
     assert values["s3"]["service"]["type"] == "LoadBalancer"
     assert values["s3"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.50.240"
+
+
+def test_object_store_keeps_a_second_copy_when_it_has_two_servers():
+    prod = helm_values(cached_run("prod-site-fresh"), "seaweedfs")
+    assert prod["volume"]["replicas"] == 2 and prod["master"]["defaultReplication"] == "001"
+    dev = helm_values(cached_run("dev-site-fresh"), "seaweedfs")
+    assert dev["volume"]["replicas"] == 1 and dev["master"]["defaultReplication"] == "000"
 
 
 # --- 8: Grafana datasource ---

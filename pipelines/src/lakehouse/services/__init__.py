@@ -72,6 +72,9 @@ def port_warnings(settings: Settings) -> list[str]:
         ports["seaweedfs.port"] = settings.seaweedfs.port
     if not settings.streaming.bootstrap:
         ports["streaming.broker_port"] = settings.streaming.broker_port
+    # The endpoints this project serves on loopback are taken the same way.
+    ports["streaming.metrics_port"] = settings.streaming.metrics_port
+    ports["serving.port"] = settings.serving.port
     return [
         f"{name} = {port} lies in this machine's ephemeral port range {ephemeral.start}-{ephemeral.stop - 1}: "
         f"any client connection may take it; choose a port below {ephemeral.start}"

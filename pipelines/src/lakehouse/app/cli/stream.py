@@ -10,15 +10,14 @@ import typer
 from rich.console import RenderableType
 from rich.table import Table
 
+from lakehouse.app.cli import broker
 from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, console, emit, writable_lake
 from lakehouse.app.cli.progress import bars
 from lakehouse.core.kafka import BrokerUnavailable, check_broker
 
 if TYPE_CHECKING:
     from lakehouse.core.metrics import MetricsSnapshot
-    from lakehouse.core.settings import Settings
     from lakehouse.generator.kafka_producer import ProduceStats
-    from lakehouse.services.kafka import LocalKafka
 
 # seconds between progress lines of `stream produce` when its output is not a terminal
 PIPED_TICK = 5.0
@@ -27,59 +26,7 @@ app = typer.Typer(
     help="Streaming: local Kafka broker, producer, exactly-once Kafka -> bronze, speed layer.",
     no_args_is_help=True,
 )
-broker_app = typer.Typer(help="The local Kafka-protocol broker (tansu) on 127.0.0.1.", no_args_is_help=True)
-app.add_typer(broker_app, name="broker")
-
-
-def _broker(settings: Settings) -> LocalKafka:
-    from lakehouse.services.kafka import LocalKafka
-    from lakehouse.services.seaweedfs import LocalSeaweedFS
-
-    if settings.streaming.broker_storage == "s3":
-        LocalSeaweedFS.from_settings(settings).start()
-    return LocalKafka.from_settings(settings)
-
-
-def _service_row(table: Table, svc: LocalKafka) -> None:
-    st = svc.status()
-    table.add_row(
-        st.name, "[green]yes[/]" if st.running else "[red]no[/]", str(st.pid or "-"), st.address, st.detail
-    )
-
-
-def _service_table(svc: LocalKafka) -> Table:
-    table = Table(title="Kafka broker", title_justify="left")
-    for col in ("service", "running", "pid", "address", "detail"):
-        table.add_column(col)
-    _service_row(table, svc)
-    return table
-
-
-@broker_app.command("start")
-def broker_start(env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Start the local broker and create the topic (idempotent)."""
-    settings = cli_settings(env, set_)
-    svc = _broker(settings)
-    svc.start()
-    console.print(_service_table(svc))
-
-
-@broker_app.command("stop")
-def broker_stop(env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Stop the local broker this project started (idempotent)."""
-    from lakehouse.services.kafka import LocalKafka
-
-    svc = LocalKafka.from_settings(cli_settings(env, set_))
-    svc.stop()
-    console.print(_service_table(svc))
-
-
-@broker_app.command("status")
-def broker_status(env: EnvOpt = None, set_: SetOpt = None) -> None:
-    """Is the local broker running, and where."""
-    from lakehouse.services.kafka import LocalKafka
-
-    console.print(_service_table(LocalKafka.from_settings(cli_settings(env, set_))))
+app.add_typer(broker.app, name="broker")
 
 
 @app.command("produce")
@@ -331,7 +278,7 @@ def status_cmd(env: EnvOpt = None, set_: SetOpt = None, as_json: JsonOpt = False
     if not s.bootstrap:
         local = LocalKafka.from_settings(settings)
         payload["broker"] = local.status().as_dict()
-        shown.append(_service_table(local))
+        shown.append(broker.service_table(local))
     ends: dict[int, int] = {}
     try:
         check_broker(s)

@@ -231,7 +231,7 @@ def classify(
 
     `extras`: the evolved columns to use; None discovers them (known_extras + new keys in these
     bronze rows), as the embedded runner does. Returns (classified, extras, rejected keys).
-    The later Spark executor writes `classified` filtered by outcome to silver.events /
+    A Spark writer writes `classified` filtered by outcome to silver.events /
     silver.quarantine_events with the same column lists as `silver.events`.
     """
     from lakehouse.core.contract.events import CONTRACT_FIELDS

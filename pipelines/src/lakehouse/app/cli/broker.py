@@ -1,0 +1,67 @@
+"""`lakehouse stream broker ...`: the local Kafka-protocol broker on 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from lakehouse.app.cli.options import EnvOpt, SetOpt, cli_settings, console
+
+if TYPE_CHECKING:
+    from lakehouse.core.settings import Settings
+    from lakehouse.services.kafka import LocalKafka
+
+app = typer.Typer(help="The local Kafka-protocol broker (tansu) on 127.0.0.1.", no_args_is_help=True)
+
+
+def _broker(settings: Settings) -> LocalKafka:
+    from lakehouse.services.kafka import LocalKafka
+    from lakehouse.services.seaweedfs import LocalSeaweedFS
+
+    if settings.streaming.broker_storage == "s3":
+        LocalSeaweedFS.from_settings(settings).start()
+    return LocalKafka.from_settings(settings)
+
+
+def _service_row(table: Table, svc: LocalKafka) -> None:
+    st = svc.status()
+    table.add_row(
+        st.name, "[green]yes[/]" if st.running else "[red]no[/]", str(st.pid or "-"), st.address, st.detail
+    )
+
+
+def service_table(svc: LocalKafka) -> Table:
+    table = Table(title="Kafka broker", title_justify="left")
+    for col in ("service", "running", "pid", "address", "detail"):
+        table.add_column(col)
+    _service_row(table, svc)
+    return table
+
+
+@app.command("start")
+def broker_start(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Start the local broker and create the topic (idempotent)."""
+    settings = cli_settings(env, set_)
+    svc = _broker(settings)
+    svc.start()
+    console.print(service_table(svc))
+
+
+@app.command("stop")
+def broker_stop(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Stop the local broker this project started (idempotent)."""
+    from lakehouse.services.kafka import LocalKafka
+
+    svc = LocalKafka.from_settings(cli_settings(env, set_))
+    svc.stop()
+    console.print(service_table(svc))
+
+
+@app.command("status")
+def broker_status(env: EnvOpt = None, set_: SetOpt = None) -> None:
+    """Is the local broker running, and where."""
+    from lakehouse.services.kafka import LocalKafka
+
+    console.print(service_table(LocalKafka.from_settings(cli_settings(env, set_))))
