@@ -27,6 +27,8 @@ DEMO_DEPS :=
 -include pipelines/jvm/jvm.mk
 -include pipelines/serving.mk
 -include dashboards/dashboards.mk
+-include pipelines/chaos.mk
+-include pipelines/image/image.mk
 
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
 

@@ -1,6 +1,7 @@
-"""Backfill a date range: land each day's source events (idempotent: a day already landed is left
-alone), ingest them into bronze exactly once, and pass the bronze gate. Publishing
-`lakehouse_bronze` then runs silver and gold through their Assets.
+"""Land generator events for a date range: each day's source events (idempotent: a day already
+landed is left alone), ingested into bronze exactly once, then the bronze gate. Publishing
+`lakehouse_bronze` then runs silver and gold through their Assets. (Classifying a range that
+silver already holds again, after a rule change, is `lakehouse maintain backfill`.)
 
 Trigger with parameters, e.g. `airflow dags trigger lakehouse_backfill -c '{"start": "2026-10-01",
 "end": "2026-10-07"}'`, or from the UI's trigger form."""
@@ -29,7 +30,7 @@ with DAG(
 ) as dag:
     land = tasks.lakehouse(
         "land_days",
-        "maintain backfill",
+        "generate events",
         "--from",
         "{{ params.start }}",
         "--to",

@@ -23,9 +23,12 @@ def _quote(value: str) -> str:
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.lake_uri = os.environ.get("LAKEHOUSE_LAKE_URI", "")
+        self.locations = [
+            os.environ.get(var, "") for var in ("LAKEHOUSE_LAKE_URI", "LAKEHOUSE_SILVER_URI", "LAKEHOUSE_OPS_URI")
+        ]
 
     def configure_connection(self, conn: Any) -> None:
-        s3 = self.lake_uri.startswith("s3://")
+        s3 = any(uri.startswith("s3://") for uri in self.locations)
         for ext in ("delta", "httpfs") if s3 else ("delta",):
             # from the duckdb-extension-<ext> package; if it is not installed, LOAD below uses an
             # extension installed before (and fails with DuckDB's own message when there is none)

@@ -232,7 +232,7 @@ def test_assets_chain_the_layer_dags(bags: dict[str, Any]) -> None:
 def test_backfill_and_restore_take_parameters(bags: dict[str, Any]) -> None:
     dags = bags["local"]["dags"]
     assert dags["lakehouse_backfill"]["params"] == ["end", "start"]
-    assert "maintain backfill" in dags["lakehouse_backfill"]["tasks"]["land_days"]["command"]
+    assert "generate events" in dags["lakehouse_backfill"]["tasks"]["land_days"]["command"]
     assert "{{ params.start }}" in dags["lakehouse_backfill"]["tasks"]["land_days"]["command"]
     assert dags["lakehouse_restore"]["params"] == ["table", "version"]
     assert re.search(

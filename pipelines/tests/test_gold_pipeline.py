@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from lakehouse.app import jobs
 from lakehouse.app.cli.check import app as check_app
 from lakehouse.app.render import report_html as report
-from lakehouse.core import delta, quality
+from lakehouse.core import delta, ops_db, quality
 from lakehouse.core.reconcile import new_run_id
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
@@ -587,6 +587,47 @@ def test_swap_is_atomic_for_a_concurrent_reader(gold: dict[str, Any]) -> None:
     assert not errors, errors
     assert set(seen) <= {full - 100, full}, sorted(set(seen))
     assert seen and seen[-1] == full
+
+
+def test_a_platform_bi_login_keeps_reading_gold_and_realtime_across_publishes(
+    gold: dict[str, Any], pg_service: LocalPostgres
+) -> None:
+    """The cluster's BI login (bi_readonly, Grafana's datasource) is made and granted by the
+    platform role, not by the pipeline: two publishes later it still reads every gold table and
+    the realtime tables."""
+    from lakehouse.speed import sink as speed_sink
+
+    settings = gold["settings"]
+    login = "bi_readonly"
+    with _serving(settings, autocommit=True) as owner:
+        speed_sink.ensure_schema(owner)
+        if not owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [login]).fetchone():
+            owner.execute(f"CREATE ROLE {login} LOGIN")
+        # what the platform role's community.postgresql tasks grant (ansible/roles/platform)
+        owner.execute(f"GRANT CONNECT ON DATABASE {settings.postgres.serving_db} TO {login}")
+        for schema in ("gold", "realtime"):
+            owner.execute(f"GRANT USAGE ON SCHEMA {schema} TO {login}")
+            owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {login}")
+    for _ in range(2):
+        publish.publish(DbtProject.from_settings(settings))
+    with _serving(settings) as owner:
+        tables = [r[0] for r in owner.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'gold'"
+        )]  # fmt: skip
+        realtime = [r[0] for r in owner.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'realtime'"
+        )]  # fmt: skip
+    assert set(gold["published"].tables) <= set(tables) and realtime
+    dsn = f"postgresql://{login}@127.0.0.1:{settings.postgres.port}/{settings.postgres.serving_db}"
+    with psycopg.connect(dsn, autocommit=True) as bi:
+        for name in tables:
+            bi.execute(f'SELECT count(*) FROM gold."{name}"')
+        readable = [n for n in realtime if n in ops_db.REALTIME_READABLE]
+        assert readable
+        for name in readable:
+            bi.execute(f'SELECT count(*) FROM realtime."{name}"')
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.execute("DELETE FROM gold.fct_order_items")
 
 
 def test_publish_refuses_a_failed_build(gold: dict[str, Any], tmp_path: Path) -> None:

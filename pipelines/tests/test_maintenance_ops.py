@@ -19,7 +19,7 @@ from lakehouse.core.reconcile import new_run_id
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
 from lakehouse.generator import landing
-from lakehouse.maintenance import ops
+from lakehouse.maintenance import ops, restore
 
 
 def _small_lake(settings_factory, **extra: object) -> tuple[Settings, Lake]:
@@ -120,12 +120,12 @@ def test_checkpoint_and_restore(settings_factory) -> None:
     res = ops.checkpoint(lake, "silver.r")
     assert (Path(lake.table_uri("silver.r")) / "_delta_log" / "_last_checkpoint").exists()
     assert res.detail == "checkpoint at version 2"
-    restored = ops.restore(lake, "silver.r", 0)
+    restored = restore(lake, "silver.r", 0)[0][0]
     assert restored.version_after == 3
     assert lake.table("silver.r").count() == 10
     assert lake.table("silver.r", version=2).count() == 30
     with pytest.raises(LakehouseError, match=r"versions 0\.\.3"):
-        ops.restore(lake, "silver.r", 9)
+        restore(lake, "silver.r", 9)
 
 
 def test_maintenance_keeps_incremental_silver_exact(settings_factory) -> None:

@@ -63,6 +63,8 @@ BAD: list[tuple[str, Any, list[str]]] = [
     ("quantity words", purchase(quantity="two"), ["invalid_quantity"]),
     ("purchase without quantity", purchase(quantity=...), ["missing_quantity"]),
     ("cart without product", ev(event_type="add_to_cart"), ["missing_product_id"]),
+    ("product id an object", ev(event_type="add_to_cart", product_id={"sku": 1}), ["invalid_product_id"]),
+    ("product id with a control character", purchase(product_id="SKU\u00011"), ["invalid_product_id"]),
     ("unknown currency", purchase(currency="XYZ"), ["unsupported_currency"]),
     ("two problems", ev(user_id="x", event_type="share"), ["invalid_user_id", "unknown_event_type"]),
     # size limits (this module runs with silver.max_record_bytes=4096, max_field_chars=1000)
@@ -97,6 +99,10 @@ def run(settings_factory: Any) -> dict[str, Any]:
         "purchase eur": purchase(currency="eur", country="FR"),
         "purchase default usd": purchase(),
         "string price": purchase(price="12.30", quantity="3"),
+        "sku product": purchase(product_id="SKU-88/blue"),
+        "digits product": ev(event_type="add_to_cart", product_id=" 0042 "),
+        "unicode product": ev(event_type="add_to_cart", product_id="Kaffeemühle-Ø52"),
+        "huge numeric product": ev(event_type="add_to_cart", product_id=12345678901234567890),
     }
     lines: list[Any] = list(good.values())
     lines += [case for _, case, _ in BAD]
@@ -227,3 +233,19 @@ def test_later_batches_deduplicate_against_history_and_evolve_the_schema(setting
     assert lake.table("silver.events").to_pyarrow_table(columns=old_columns).num_rows == 4
     conflicts = read(lake, "silver.quarantine_events")
     assert pc.sum(pc.equal(conflicts["event_id"], first["event_id"])).as_py() == 1
+
+
+def test_product_ids_are_text_conformed_to_the_dimension_when_integer(run: dict[str, Any]) -> None:
+    e, g = run["events"], run["good"]
+    expected = {
+        "purchase default usd": ("7", 7),
+        "sku product": ("SKU-88/blue", None),
+        "digits product": ("0042", 42),
+        "unicode product": ("Kaffeemühle-Ø52", None),
+        "huge numeric product": ("12345678901234567890", None),
+    }
+    got = {
+        name: (e[g[name]["event_id"]]["product_id"], e[g[name]["event_id"]]["product_key"])
+        for name in expected
+    }
+    assert got == expected

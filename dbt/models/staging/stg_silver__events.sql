@@ -13,6 +13,7 @@ renamed as (
         event_id,
         user_id,
         product_id,
+        product_key,
 
         -- dimensions
         event_type,

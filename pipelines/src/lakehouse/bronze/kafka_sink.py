@@ -51,7 +51,7 @@ def restart_offsets(lake: Lake, topic: str, partitions: list[int], reason: str) 
         lake.table_uri(TABLE),
         SCHEMA.empty_table(),
         mode="append",
-        storage_options=lake.storage_options,
+        storage_options=lake.options(TABLE),
         commit_properties=CommitProperties(
             app_transactions=[Transaction(app_id(topic, p), 0) for p in partitions],
             custom_metadata={
@@ -151,7 +151,7 @@ class BronzeSink(Sink):
     def _table(self) -> DeltaTable:
         if self._dt is None:
             try:
-                self._dt = DeltaTable(self.uri, storage_options=self.lake.storage_options)
+                self._dt = DeltaTable(self.uri, storage_options=self.lake.options(TABLE))
             except TableNotFoundError:
                 self._dt = self._create()
         else:
@@ -168,10 +168,10 @@ class BronzeSink(Sink):
                 schema=SCHEMA,
                 mode="ignore",
                 configuration=delta.CDF,
-                storage_options=self.lake.storage_options,
+                storage_options=self.lake.options(TABLE),
                 commit_properties=CommitProperties(custom_metadata={"lakehouse.source": "kafka/create"}),
             )
-        return DeltaTable(self.uri, storage_options=self.lake.storage_options)
+        return DeltaTable(self.uri, storage_options=self.lake.options(TABLE))
 
     def load_offsets(self, partitions: list[int]) -> dict[int, int | None]:
         dt = self._table()
@@ -216,7 +216,7 @@ class BronzeSink(Sink):
             self._table_at_fence(),
             table,
             mode="append",
-            storage_options=self.lake.storage_options,
+            storage_options=self.lake.options(TABLE),
             commit_properties=CommitProperties(
                 app_transactions=[Transaction(app_id(self.topic, p), new[p]) for p in sorted(new)],
                 custom_metadata={

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from deltalake import (
     ColumnProperties,
     CommitProperties,
@@ -19,7 +21,7 @@ from deltalake import (
 )
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.core.storage import Lake
+from lakehouse.core.storage import LAYERS, Lake
 
 CDF = {"delta.enableChangeDataFeed": "true"}
 
@@ -59,7 +61,7 @@ def append(
         partition_by=partition_by,
         configuration=configuration if not lake.exists(table) else None,
         schema_mode="merge" if evolve else None,
-        storage_options=lake.storage_options,
+        storage_options=lake.options(table),
         writer_properties=props,
         commit_properties=commit_props(app_id, txn_version, **metadata),
     )
@@ -71,7 +73,7 @@ def overwrite(lake: Lake, table: str, data: pa.Table, **metadata: Any) -> None:
         data,
         mode="overwrite",
         schema_mode="overwrite",
-        storage_options=lake.storage_options,
+        storage_options=lake.options(table),
         commit_properties=commit_props(None, None, **metadata),
     )
 
@@ -81,6 +83,27 @@ def open_table(lake: Lake, table: str) -> DeltaTable | None:
         return lake.table(table)
     except TableNotFoundError:
         return None
+
+
+def dataset(lake: Lake, dt: DeltaTable) -> pads.Dataset:
+    """The table's current files as an Arrow dataset, read through pyarrow's own filesystem.
+
+    Without a filesystem, delta-rs reads through a Python file handler: Arrow's I/O threads then
+    release its buffers under the GIL, and one still in flight when the interpreter finalizes
+    aborts the process ("terminate called without an active exception") after a run that worked.
+    """
+    uri = dt.table_uri.rstrip("/")
+    fs: pafs.FileSystem
+    if uri.startswith("s3://"):
+        layer = next(
+            (name for name in LAYERS if uri.startswith(lake.layer_uri(name).rstrip("/") + "/")), None
+        )
+        if layer is None:
+            return dt.to_pyarrow_dataset()
+        fs, path = lake.filesystem(layer)[0], uri.removeprefix("s3://")
+    else:
+        fs, path = pafs.LocalFileSystem(), unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+    return dt.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(path, fs))
 
 
 def txn_version(lake: Lake, table: str, app_id: str) -> int | None:
@@ -102,11 +125,54 @@ def rows_per_version(dt: DeltaTable, after: int) -> list[tuple[int, int]]:
     return sorted(out)
 
 
+def undone_versions(dt: DeltaTable) -> set[int]:
+    """Versions whose rows a RESTORE took back, plus restores that only removed files: a reader
+    following the table's changes skips them, so rows that were restored away never travel on.
+
+    The live line of versions runs back from the newest: a RESTORE to version v continues at v,
+    any other commit at the one before it. Every version of the history off that line is undone."""
+    history = {int(h["version"]): h for h in dt.history()}
+    live: set[int] = set()
+    at = dt.version()
+    while at >= 0 and at not in live:
+        live.add(at)
+        entry = history.get(at, {})
+        target = (entry.get("operationParameters") or {}).get("version")
+        at = int(target) if entry.get("operation") == "RESTORE" and target is not None else at - 1
+    undone = set(history) - live
+    for version, entry in history.items():
+        metrics = entry.get("operationMetrics") or {}
+        if entry.get("operation") == "RESTORE" and not int(metrics.get("numRestoredFile", 0) or 0):
+            undone.add(version)
+    return undone
+
+
+def live_ranges(dt: DeltaTable, first: int, last: int) -> list[tuple[int, int]]:
+    """The contiguous (first, last) ranges of versions first..last that are not undone."""
+    undone = undone_versions(dt) if first <= last else set()
+    ranges: list[tuple[int, int]] = []
+    for version in range(first, last + 1):
+        if version in undone:
+            continue
+        if ranges and ranges[-1][1] == version - 1:
+            ranges[-1] = (ranges[-1][0], version)
+        else:
+            ranges.append((version, version))
+    return ranges
+
+
 def version_chunks(dt: DeltaTable, after: int, max_rows: int) -> Iterator[tuple[int, int, int]]:
-    """Group newer versions into (first, last, rows) ranges of about `max_rows` rows each."""
+    """Group newer versions into (first, last, rows) ranges of about `max_rows` rows each; a
+    range never spans a version a RESTORE undid (`undone_versions`), which no range holds."""
     start, rows = None, 0
     last = after
+    undone = undone_versions(dt)
     for version, added in rows_per_version(dt, after):
+        if version in undone:
+            if start is not None:
+                yield start, last, rows
+            start, rows = None, 0
+            continue
         if start is None:
             start = version
         rows += added
@@ -129,9 +195,9 @@ def appended_files(lake: Lake, table: str, first: int, last: int) -> list[tuple[
     does). None when a commit did anything else (removed or changed rows, wrote change files or
     deletion vectors) or its log entry is gone: then only the Change Data Feed can say which rows
     were inserted. Compaction commits (dataChange false) move rows without adding any."""
-    fs, root = lake.filesystem()
+    fs, path = lake.table_path(table)
     uri = lake.table_uri(table)
-    log = f"{root}/{uri.removeprefix(lake.root).lstrip('/')}/_delta_log"
+    log = f"{path}/_delta_log"
     files: list[tuple[str, int]] = []
     for version in range(first, last + 1):
         try:
@@ -162,7 +228,14 @@ def _plain(field: pa.Field) -> pa.Field:
 
 
 def inserted_rows(dt: DeltaTable, first: int, last: int) -> pa.Table:
-    """Rows inserted by versions first..last as one table (small tables only), view types made plain."""
+    """Rows inserted by versions first..last as one table (small tables only), view types made
+    plain; versions a RESTORE undid are left out."""
+    ranges = live_ranges(dt, first, last)
+    if len(ranges) != 1 or ranges[0] != (first, last):
+        parts = [inserted_rows(dt, a, b) for a, b in ranges]
+        if not parts:
+            raise ValueError(f"versions {first}..{last} were all restored away")
+        return pa.concat_tables(parts, promote_options="default")
     table = changes(dt, first, last).read_all()
     table = table.cast(pa.schema([_plain(f) for f in table.schema]))
     table = table.filter(pc.equal(table["_change_type"], "insert")).drop_columns(
@@ -182,4 +255,6 @@ def unabsorbed(lake: Lake, source: str, target: str, app_id: str) -> tuple[Delta
     last = src.version()
     if done is not None and done >= last:
         return "up to date"
+    if not live_ranges(src, (-1 if done is None else done) + 1, last):
+        return f"up to date (versions after {done} of {source} were restored away)"
     return src, inserted_rows(src, (-1 if done is None else done) + 1, last), last

@@ -11,23 +11,64 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
-from lakehouse.core.errors import ServiceError, TransientError
-from lakehouse.core.settings import StreamingSettings
+from lakehouse.core.errors import ConfigError, ServiceError
+from lakehouse.core.settings import KAFKA_PASSWORD_ENV, StreamingSettings, read_secret
 
 LOGGER = logging.getLogger("lakehouse.kafka")
 # Seconds `check_broker` may spend in all; a stopped local broker refuses at once.
 CHECK_SECONDS = 4.0
 
 
-class BrokerUnavailable(ServiceError, TransientError):
-    """No bootstrap server accepts a connection."""
+class BrokerUnavailable(ServiceError):
+    """No bootstrap server accepts a connection, or none accepts this client's TLS or login."""
+
+
+def security_config(streaming: StreamingSettings) -> dict[str, Any]:
+    """librdkafka's security settings: nothing for PLAINTEXT; TLS checked against ssl_ca_file;
+    SCRAM with the user of the settings and the password of a mounted Secret or the environment.
+    A missing piece is a ConfigError naming the setting."""
+    protocol = streaming.security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    conf: dict[str, Any] = {"security.protocol": protocol}
+    if streaming.ssl_ca_file:
+        if not Path(streaming.ssl_ca_file).is_file():
+            raise ConfigError(
+                f"setting 'streaming.ssl_ca_file' = {streaming.ssl_ca_file!r}: no such file "
+                "(the CA certificate of the brokers' TLS)"
+            )
+        conf["ssl.ca.location"] = streaming.ssl_ca_file
+    if protocol == "SASL_SSL":
+        if not streaming.sasl_username:
+            raise ConfigError(
+                "setting 'streaming.sasl_username' (or LAKEHOUSE_KAFKA_USERNAME): required with "
+                "streaming.security_protocol SASL_SSL"
+            )
+        password = read_secret(
+            "streaming.sasl_password_file", streaming.sasl_password_file, KAFKA_PASSWORD_ENV
+        )
+        if not password:
+            raise ConfigError(
+                f"setting 'streaming.sasl_password_file' (or {KAFKA_PASSWORD_ENV}): the SCRAM password of "
+                f"{streaming.sasl_username!r} is not set"
+            )
+        conf.update(
+            {
+                "sasl.mechanism": streaming.sasl_mechanism,
+                "sasl.username": streaming.sasl_username,
+                "sasl.password": password,
+            }
+        )
+    return conf
 
 
 def client_config(streaming: StreamingSettings, **extra: Any) -> dict[str, Any]:
     """librdkafka settings common to every client of this topic's cluster, plus `extra`."""
     conf: dict[str, Any] = {"bootstrap.servers": streaming.servers, "logger": LOGGER}
+    conf.update(security_config(streaming))
     conf.update(extra)
     return conf
 
@@ -38,8 +79,46 @@ def _host_port(server: str) -> tuple[str, int]:
 
 
 def check_broker(streaming: StreamingSettings, timeout: float = CHECK_SECONDS) -> None:
-    """Return once any bootstrap server accepts a TCP connection; otherwise raise
-    BrokerUnavailable "broker not running at host:port" within `timeout` seconds."""
+    """Return once any bootstrap server accepts a TCP connection (and, with TLS or SASL, a
+    handshake and login); otherwise raise BrokerUnavailable "broker not running at host:port"
+    within `timeout` seconds, or a one-line ServiceError naming the failed TLS or login."""
+    _check_tcp(streaming, timeout)
+    if streaming.security_protocol != "PLAINTEXT":
+        check_login(streaming, timeout=max(timeout, 10.0))
+
+
+def check_login(streaming: StreamingSettings, timeout: float = 10.0) -> None:
+    """Ask the cluster for its metadata with the configured security; a refused login or a
+    certificate that does not verify is one line naming the host and the settings to check."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[KafkaError] = []
+    conf = client_config(streaming, **{"error_cb": errors.append, "socket.timeout.ms": int(timeout * 1000)})
+    conf.pop("logger", None)  # the error callback tells what went wrong; no log lines on the way
+    conf["log_level"] = 0
+    admin = AdminClient(conf)
+    try:
+        admin.list_topics(timeout=timeout)
+        return
+    except KafkaException as exc:
+        admin.poll(0.5)  # serves error_cb
+        reasons = [e.str() for e in errors] or [str(exc.args[0].str() if exc.args else exc)]
+    text = " ".join(reasons)
+    where = f"Kafka at {streaming.servers}"
+    if "certificate verify failed" in text or "SSL handshake failed" in text:
+        raise BrokerUnavailable(
+            f"{where}: TLS certificate not trusted (setting streaming.ssl_ca_file = {streaming.ssl_ca_file!r})"
+        )
+    if "uthentication" in text or "invalid credentials" in text:
+        raise BrokerUnavailable(
+            f"{where}: SCRAM login of {streaming.sasl_username!r} refused (settings streaming.sasl_username, "
+            f"streaming.sasl_password_file or {KAFKA_PASSWORD_ENV})"
+        )
+    raise BrokerUnavailable(f"{where}: {reasons[-1]}")
+
+
+def _check_tcp(streaming: StreamingSettings, timeout: float) -> None:
     servers = [s for s in streaming.servers.split(",") if s.strip()]
     deadline = time.monotonic() + timeout
     reasons = []

@@ -24,7 +24,11 @@ LOOPBACK = "127.0.0.1"
 ENV_OVERRIDES = {
     "LAKEHOUSE_LAKE_ROOT": ("lake_root",),
     "LAKEHOUSE_STATE_DIR": ("state_dir",),
+    "LAKEHOUSE_PG_HOST": ("postgres", "host"),
     "LAKEHOUSE_PG_PORT": ("postgres", "port"),
+    "LAKEHOUSE_PG_USER": ("postgres", "user"),
+    "LAKEHOUSE_KAFKA_BOOTSTRAP": ("streaming", "bootstrap"),
+    "LAKEHOUSE_KAFKA_USERNAME": ("streaming", "sasl_username"),
     "LAKEHOUSE_EVENTS": ("generator", "events"),
     "LAKEHOUSE_CUSTOMERS": ("generator", "customers"),
 }
@@ -34,19 +38,82 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LOOPBACK_NAMES = (LOOPBACK, "localhost")
+# A DNS name (a cluster Service such as lakehouse-pg-rw.postgres.svc) or an IP address.
+HOST_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+# Environment variables that carry secrets; settings files name files or variables, never values.
+PG_PASSWORD_ENV = "PGPASSWORD"
+KAFKA_PASSWORD_ENV = "LAKEHOUSE_KAFKA_PASSWORD"
+
+
+def read_secret(setting: str, path: str | None, env_var: str) -> str | None:
+    """A secret from the file `path` (a mounted Secret; its setting is `setting`), else from the
+    environment variable `env_var`, else None. A named file that cannot be read is a ConfigError."""
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"setting '{setting}' = {path!r}: cannot read it ({exc.strerror or exc})"
+            ) from None
+    return (os.environ.get(env_var) if env_var else None) or None
+
+
 class PostgresSettings(_Model):
-    host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
+    host: str = Field(
+        LOOPBACK, pattern=HOST_PATTERN, max_length=253, description="loopback: the local server"
+    )
     port: int = Field(25432, ge=1024, le=65535)
     user: str = Field("lakehouse", pattern=r"^[a-z_][a-z0-9_]*$")
     source_db: str = Field("source", pattern=r"^[a-z_][a-z0-9_]*$")
     serving_db: str = Field("serving", pattern=r"^[a-z_][a-z0-9_]*$")
+    password_file: str | None = Field(None, description="a mounted Secret's file; else PGPASSWORD")
+    source_user: str | None = Field(
+        None, pattern=r"^[a-z_][a-z0-9_]*$", description="login to source_db; None = user"
+    )
+    source_password_file: str | None = Field(None, description="source_user's password file")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    sslrootcert: str | None = Field(None, description="CA file for sslmode verify-ca/verify-full")
 
-    def dsn(self, db: str) -> str:
-        """libpq connection string for database `db` (a password comes from PGPASSWORD or
-        ~/.pgpass, never from settings)."""
+    @field_validator("host")
+    @classmethod
+    def _connectable(cls, v: str) -> str:
+        if v in ("0.0.0.0", "::"):
+            raise ValueError(f"an address to connect to, not a wildcard (got {v!r})")
+        return v
+
+    @property
+    def is_local(self) -> bool:
+        """The project's own server on this machine (started by `lakehouse services start`)."""
+        return self.host in LOOPBACK_NAMES
+
+    @property
+    def password(self) -> str | None:
+        return read_secret("postgres.password_file", self.password_file, PG_PASSWORD_ENV)
+
+    def dsn(self, db: str, *, user: str | None = None) -> str:
+        """libpq connection string for database `db` (the password comes from password_file or
+        PGPASSWORD / ~/.pgpass, never from the settings file)."""
         from psycopg.conninfo import make_conninfo  # psycopg only when a connection is near
 
-        return make_conninfo(host=self.host, port=self.port, user=self.user, dbname=db)
+        source = db == self.source_db and self.source_user is not None and user is None
+        params: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": user or (self.source_user if source else self.user),
+            "dbname": db,
+        }
+        if source and self.source_password_file:
+            params["password"] = read_secret("postgres.source_password_file", self.source_password_file, "")
+        elif self.password_file:
+            params["password"] = self.password
+        if not self.is_local:
+            params["sslmode"] = self.sslmode
+            if self.sslrootcert:
+                params["sslrootcert"] = self.sslrootcert
+        return make_conninfo(**params)  # type: ignore[arg-type]
 
     @property
     def source_dsn(self) -> str:
@@ -148,6 +215,17 @@ class StreamingSettings(_Model):
     """Kafka -> bronze (exactly once) and the speed layer (PostgreSQL realtime.*)."""
 
     bootstrap: str | None = Field(None, description="host:port list; None = the local broker on broker_port")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="SASL_SSL: SCRAM over TLS (a Strimzi listener with scram-sha-512)"
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    sasl_username: str | None = Field(None, description="SCRAM user (also LAKEHOUSE_KAFKA_USERNAME)")
+    sasl_password_file: str | None = Field(
+        None, description="a mounted Secret's file holding the SCRAM password; else LAKEHOUSE_KAFKA_PASSWORD"
+    )
+    ssl_ca_file: str | None = Field(
+        None, description="CA certificate (PEM) the brokers' TLS is checked against"
+    )
     topic: str = Field("user-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     partitions: int = Field(3, ge=1, le=1000)
     broker_port: int = Field(29092, ge=1024, le=65535)
@@ -164,6 +242,19 @@ class StreamingSettings(_Model):
     session_timeout_ms: int = Field(6000, ge=1000, le=300_000)
     produce_rate: float = Field(5.0, gt=0, description="events/s for `lakehouse stream produce`")
     metrics_port: int = Field(29108, ge=1024, le=65535)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _servers(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        for server in v.split(","):
+            host, colon, port = server.strip().rpartition(":")
+            if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"a list of host:port, e.g. kafka-0:9094,kafka-1:9094 (got {server.strip()!r})"
+                )
+        return ",".join(s.strip() for s in v.split(","))
 
     @property
     def local_bootstrap(self) -> str:
@@ -205,6 +296,29 @@ class ServingSettings(_Model):
         return v
 
 
+class LayerLocation(_Model):
+    """Where one layer's tables live and with which credentials."""
+
+    root: str = Field(description="s3://bucket/prefix (or a folder) holding the layer's tables")
+    credentials: str | None = Field(
+        None,
+        description="folder of a mounted Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY files "
+        "(AWS_ENDPOINT_URL, AWS_REGION optional); None = the lake's credentials",
+    )
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if "://" in v and not v.startswith("s3://"):
+            raise ValueError(f"only local folders and s3:// URIs are supported (got {v!r})")
+        if v.startswith("s3://") and len(v) <= len("s3://"):
+            raise ValueError("s3:// URI needs a bucket, e.g. s3://bronze/dev")
+        if not v:
+            raise ValueError("must be a folder or an s3:// URI")
+        return v
+
+
 class Settings(_Model):
     env: str = "local"
     root: Path = Path(".")
@@ -218,6 +332,10 @@ class Settings(_Model):
     streaming: StreamingSettings = StreamingSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     serving: ServingSettings = ServingSettings()
+    layers: dict[Literal["bronze", "silver", "gold", "ops"], LayerLocation] = Field(
+        default_factory=dict,
+        description="per-layer location and credentials; a layer not named lives at <lake_root>/<layer>",
+    )
 
     @field_validator("lake_root")
     @classmethod
@@ -234,7 +352,10 @@ class Settings(_Model):
     # -- derived -------------------------------------------------------------------------------
     @property
     def is_s3(self) -> bool:
-        return self.lake_root.startswith("s3://")
+        """Any of the lake's locations is on S3."""
+        return self.lake_root.startswith("s3://") or any(
+            loc.root.startswith("s3://") for loc in self.layers.values()
+        )
 
     @property
     def lake_uri(self) -> str:
@@ -285,6 +406,7 @@ PATTERN_HINTS = {
     r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$": "a size such as 768MB or 2GB",
     r"^[A-Za-z0-9._-]{1,249}$": "a Kafka topic name: letters, digits, '.', '_' or '-'",
     r"^[A-Za-z0-9._-]+$": "letters, digits, '.', '_' or '-'",
+    HOST_PATTERN: "a host name (e.g. lakehouse-pg-rw.postgres.svc) or an IP address",
 }
 
 

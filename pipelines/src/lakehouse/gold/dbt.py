@@ -226,10 +226,17 @@ class DbtProject:
                 "LAKEHOUSE_PG_PORT": str(pg.port),
                 "LAKEHOUSE_PG_USER": pg.user,
                 "LAKEHOUSE_PG_SERVING_DB": pg.serving_db,
+                "LAKEHOUSE_PG_SSLMODE": "disable" if pg.is_local else pg.sslmode,
                 "TZ": "UTC",
             }
         )
-        opts = lake.storage_options or {}
+        # the profile's serving target logs in as the pipeline does (password_file or PGPASSWORD)
+        if password := pg.password:
+            env["LAKEHOUSE_PG_PASSWORD"] = password
+        # dbt reads silver and ops: their locations, and silver's credentials
+        env["LAKEHOUSE_SILVER_URI"] = lake.layer_uri("silver")
+        env["LAKEHOUSE_OPS_URI"] = lake.layer_uri("ops")
+        opts = lake.options("silver") or {}
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL"):
             if key in opts:
                 env[key] = opts[key]

@@ -145,18 +145,36 @@ def ensure_bi_role(conn: psycopg.Connection[Any], db: str) -> str:
     role = bi_role()
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
     ident = sql.Identifier(role)
-    if not exists:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT").format(ident)
-        )
-    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
-    conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
-    if password := os.environ.get(BI_PASSWORD_ENV):
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+    may_manage = conn.execute(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    # On a cluster the platform made the BI role and the pipeline's login may not alter roles:
+    # there it only grants.
+    if not exists or (may_manage and may_manage[0]):
+        if not exists:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT").format(ident)
+            )
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
+        conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
+        if password := os.environ.get(BI_PASSWORD_ENV):
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
     conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), ident))
     # Nobody but owners creates objects in public (PostgreSQL 15's default, made explicit).
     conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     return role
+
+
+def schema_readers(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """Roles other than the owner holding USAGE on `schema` (none if it does not exist)."""
+    rows = conn.execute(
+        """SELECT DISTINCT r.rolname
+           FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
+           WHERE n.nspname = %s AND a.privilege_type = 'USAGE' AND a.grantee <> n.nspowner
+           ORDER BY 1""",
+        [schema],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _load_table(conn: psycopg.Connection[Any], con: duckdb.DuckDBPyConnection, mart: Mart, tmp: Path) -> int:
@@ -230,14 +248,20 @@ def _publish(project: DbtProject, check_gate: bool) -> PublishResult:
                     sql.Literal("Gold marts published by `lakehouse gold publish` (read-only for BI)"),
                 )
             )
-            conn.execute(
-                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(NEXT), sql.Identifier(role))
-            )
-            conn.execute(
-                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
-                    sql.Identifier(NEXT), sql.Identifier(role)
+            # every role that reads gold now reads the new gold too: the pipeline's BI role and
+            # any other the platform granted (e.g. the BI tools' own login)
+            readers = [role, *(r for r in schema_readers(conn, SCHEMA) if r != role)]
+            for reader in readers:
+                conn.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                        sql.Identifier(NEXT), sql.Identifier(reader)
+                    )
                 )
-            )
+                conn.execute(
+                    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                        sql.Identifier(NEXT), sql.Identifier(reader)
+                    )
+                )
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(PREV)))
             has_gold = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [SCHEMA]).fetchone()
             if has_gold:
@@ -252,7 +276,8 @@ def _publish(project: DbtProject, check_gate: bool) -> PublishResult:
             if has_gold:
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(PREV)))
             # in the swap's transaction: the publication's id changes exactly when gold does
-            ops_db.grant_bi_access(conn, role)
+            for reader in readers:
+                ops_db.grant_bi_access(conn, reader)
             invocation = manifest.get("metadata", {}).get("invocation_id")
             publication_id = ops_db.record_publication(conn, SCHEMA, tables, invocation)
             conn.commit()

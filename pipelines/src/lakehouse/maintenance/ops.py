@@ -1,4 +1,4 @@
-"""OPTIMIZE / VACUUM / checkpoint / restore / backfill for the lake's Delta tables (delta-rs).
+"""OPTIMIZE / VACUUM / checkpoint for the lake's Delta tables (delta-rs).
 
 Every operation returns a MaintenanceResult (files compacted, bytes reclaimed, versions) and
 `maintain` stores one row per table and operation in `ops.maintenance`, so a run's effect can be
@@ -83,9 +83,9 @@ def _live(dt: DeltaTable) -> tuple[int, int]:
 def discover_tables(lake: Lake) -> list[str]:
     """Every Delta table under <lake>/<layer>/<name>, sorted (the `maintenance.tables` default)."""
     found: list[str] = []
-    fs, root = lake.filesystem()
     for layer in LAYERS:
-        infos = fs.get_file_info(pafs.FileSelector(f"{root}/{layer}", allow_not_found=True))
+        fs, root = lake.filesystem(layer)
+        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         for info in infos:
             if info.type != pafs.FileType.Directory:
                 continue
@@ -156,9 +156,9 @@ def optimize(
     return _finish(dt, res, t0)
 
 
-def _sizes(lake: Lake, dt: DeltaTable, files: list[str]) -> dict[str, int]:
+def _sizes(lake: Lake, dt: DeltaTable, files: list[str], table: str) -> dict[str, int]:
     """Size in bytes of each of `files` (as VACUUM lists them: relative to the table, or URIs)."""
-    fs, _ = lake.filesystem()
+    fs, _ = lake.table_path(table)
     base = dt.table_uri.rstrip("/")
     paths = {}
     for f in files:
@@ -187,7 +187,7 @@ def vacuum(
     enforce = m.enforce_retention_duration
     res.operation = "vacuum (dry run)" if dry_run else "vacuum"
     candidates = dt.vacuum(retention_hours=hours, dry_run=True, enforce_retention_duration=enforce)
-    sizes = _sizes(lake, dt, candidates)
+    sizes = _sizes(lake, dt, candidates, table)
     deleted = candidates
     if not dry_run and candidates:
         deleted = dt.vacuum(
@@ -209,20 +209,6 @@ def checkpoint(lake: Lake, table: str) -> MaintenanceResult:
     dt.create_checkpoint()
     dt.cleanup_metadata()
     res.detail = f"checkpoint at version {dt.version()}"
-    return _finish(dt, res, t0)
-
-
-def restore(lake: Lake, table: str, version: int | datetime) -> MaintenanceResult:
-    """Restore `table` to an earlier version (or timestamp) as a new commit; history is kept."""
-    dt, res, t0 = _started(lake, table)
-    if isinstance(version, int) and not 0 <= version <= dt.version():
-        raise LakehouseError(f"{table} has versions 0..{dt.version()}; cannot restore to {version}")
-    res.operation = "restore"
-    metrics = dt.restore(version, commit_properties=delta.commit_props(None, None, operation="restore"))
-    res.metrics = dict(metrics)
-    res.files_removed = int(metrics.get("num_removed_file", metrics.get("numRemovedFile", 0)))
-    res.files_added = int(metrics.get("num_restored_file", metrics.get("numRestoredFile", 0)))
-    res.detail = f"restored to version {version}"
     return _finish(dt, res, t0)
 
 

@@ -34,10 +34,13 @@ __all__ = [
 
 
 def all_services(settings: Settings) -> list[Service]:
-    """The services this configuration needs, in start order: PostgreSQL; SeaweedFS when the
+    """The services this configuration needs, in start order: PostgreSQL when postgres.host is
+    loopback; SeaweedFS when the
     lake (or the broker's storage) is s3://; the Kafka-protocol broker unless an external
     `streaming.bootstrap` is configured."""
-    services: list[Service] = [LocalPostgres.from_settings(settings)]
+    services: list[Service] = []
+    if settings.postgres.is_local:  # a remote server (a cluster Service) is not ours to start
+        services.append(LocalPostgres.from_settings(settings))
     if settings.is_s3 or settings.streaming.broker_storage == "s3":
         services.append(LocalSeaweedFS.from_settings(settings))
     if not settings.streaming.bootstrap:
@@ -67,7 +70,7 @@ def port_warnings(settings: Settings) -> list[str]:
     ephemeral = ephemeral_ports()
     if ephemeral is None:
         return []
-    ports = {"postgres.port": settings.postgres.port}
+    ports = {"postgres.port": settings.postgres.port} if settings.postgres.is_local else {}
     if settings.is_s3 or settings.streaming.broker_storage == "s3":
         ports["seaweedfs.port"] = settings.seaweedfs.port
     if not settings.streaming.bootstrap:

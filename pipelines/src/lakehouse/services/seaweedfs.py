@@ -219,6 +219,9 @@ class LocalSeaweedFS(SpawnedService):
             "-s3",
             f"-s3.port={self.port}",
             f"-s3.config={self.identities_path}",
+            # the admin identity may add users and policies through the IAM API (on the S3 port),
+            # as the buckets role does on the cluster's store: one user per layer
+            "-s3.iam.readOnly=false",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]

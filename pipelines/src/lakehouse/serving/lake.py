@@ -11,11 +11,11 @@ from lakehouse.core.storage import LAYERS, Lake
 
 def lake_tables(lake: Lake, layers: list[str] | tuple[str, ...] = LAYERS) -> list[str]:
     """Every Delta table of `layers` in the lake, as layer.name, sorted."""
-    fs, root = lake.filesystem()
     out = []
     for layer in layers:
+        fs, root = lake.filesystem(layer)
         try:
-            infos = fs.get_file_info(pafs.FileSelector(f"{root}/{layer}", allow_not_found=True))
+            infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         except OSError:
             continue
         for info in infos:

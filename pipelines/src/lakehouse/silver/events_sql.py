@@ -30,6 +30,8 @@ from lakehouse.core.contract.events import (
     MAX_RECORD_BYTES,
     PRICED_EVENT_TYPE,
     PRODUCT_EVENT_TYPES,
+    PRODUCT_ID_RE,
+    PRODUCT_KEY_RE,
     TS_RE,
     UUID_RE,
 )
@@ -47,6 +49,7 @@ EVENT_COLUMNS = (
     "device",
     "country",
     "product_id",
+    "product_key",
     "price",
     "quantity",
     "currency",
@@ -222,7 +225,8 @@ typed AS (
       WHEN regexp_matches(s_ts, '{EPOCH_MS_RE}') THEN CAST(epoch_ms(CAST(s_ts AS BIGINT)) AS TIMESTAMPTZ)
       WHEN regexp_matches(s_ts, '{TS_RE}') THEN TRY_CAST(s_ts AS TIMESTAMPTZ)
     END AS ts,
-    CASE WHEN regexp_matches(s_product_id, '^[0-9]{{1,18}}$') THEN CAST(s_product_id AS BIGINT) END AS product_id,
+    CASE WHEN regexp_matches(s_product_id, '{PRODUCT_ID_RE}') THEN s_product_id END AS product_id,
+    CASE WHEN regexp_matches(s_product_id, '{PRODUCT_KEY_RE}') THEN CAST(s_product_id AS BIGINT) END AS product_key,
     CASE WHEN regexp_matches(s_price, '^-?[0-9]{{1,15}}(\\.[0-9]+)?$') THEN CAST(s_price AS DECIMAL(18, 2)) END AS price,
     CASE WHEN regexp_matches(s_quantity, '^[0-9]{{1,9}}$') THEN CAST(s_quantity AS INT) END AS quantity
   FROM cleaned AS c
@@ -249,14 +253,14 @@ checked AS (
   SELECT
     -- only what later steps need: the raw s_* strings stay behind (narrow rows materialise faster)
     {lineage}, commit_version * 4294967296 + ordinal AS seq,
-    event_id, user_id, event_type, ts, event_date, page, source, device, country, product_id, price,
-    quantity, currency, campaign{extra_names}, fx_rate,
+    event_id, user_id, event_type, ts, event_date, page, source, device, country, product_id,
+    product_key, price, quantity, currency, campaign{extra_names}, fx_rate,
     {_flags(REASONS, "reasons", future_hours=int(future_tolerance_hours), max_record_bytes=int(max_record_bytes), max_field_chars=int(max_field_chars))},
     {_flags(WARNINGS + _extra_warning_checks(extras), "dq_warnings")},
     md5(concat_ws('|',
       COALESCE(event_id, ''), COALESCE(CAST(user_id AS VARCHAR), ''), COALESCE(event_type, ''),
       COALESCE(CAST(epoch_us(ts) AS VARCHAR), ''), COALESCE(page, ''), COALESCE(source, ''),
-      COALESCE(device, ''), COALESCE(country, ''), COALESCE(CAST(product_id AS VARCHAR), ''),
+      COALESCE(device, ''), COALESCE(country, ''), COALESCE(product_id, ''),
       COALESCE(CAST(price AS VARCHAR), ''), COALESCE(CAST(quantity AS VARCHAR), ''), currency,
       COALESCE(campaign, ''){extra_hash})) AS payload_hash
   FROM conformed AS c
@@ -297,7 +301,7 @@ SELECT
   CASE WHEN verdict IN ('invalid', 'conflict') THEN 'quarantine' ELSE verdict END AS outcome,
   CASE WHEN verdict = 'conflict' THEN ['conflicting_duplicate'] ELSE reasons END AS reasons,
   event_id, user_id, event_type, ts, event_date, page, source, device, country,
-  product_id, price, quantity, currency,
+  product_id, product_key, price, quantity, currency,
   CAST(price * quantity AS DECIMAL(18, 2)) AS amount,
   CAST(price * quantity * fx_rate AS DECIMAL(18, 2)) AS amount_base,
   campaign{extra_names}, dq_warnings, payload_hash,

@@ -90,10 +90,10 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
         rec.detail = "no new rows"
         return rec.finish()
     keys = pc.unique(new_rows[d.key])
-    history = src.to_pyarrow_dataset().to_table(filter=pc.field(d.key).isin(keys))
+    history = delta.dataset(lake, src).to_table(filter=pc.field(d.key).isin(keys))
     target = delta.open_table(lake, d.table)
     current = (
-        target.to_pyarrow_dataset().to_table(
+        delta.dataset(lake, target).to_table(
             columns=["version_key", d.key, "valid_from"], filter=pc.field(d.key).isin(keys)
         )
         if target is not None
@@ -122,8 +122,14 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
             obsolete = con.execute(
                 "SELECT c.* FROM current_versions c ANTI JOIN versions v USING (version_key)"
             ).to_arrow_table()
+            # a late change between two old rows makes the later one a change point again: a
+            # version that starts at an old row, new to the dimension (no new row to count it)
+            reopened = con.execute(
+                f"""SELECT count(*) FROM versions v ANTI JOIN current_versions c USING (version_key)
+                    WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.{d.key} = v.{d.key} AND n.updated_at = v.valid_from)"""
+            ).fetchone()[0]  # type: ignore[index]
         else:
-            already, obsolete = 0, None
+            already, obsolete, reopened = 0, None, 0
         rec.duplicates = dup_rows
         rec.inserted = starts - already
         rec.unchanged = rec.rows_in - dup_rows - rec.inserted
@@ -169,13 +175,15 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
         .execute()
     )
     inserted = int(metrics.get("num_target_rows_inserted", 0))
-    if inserted != rec.inserted:
+    if inserted != rec.inserted + reopened:
         raise ReconciliationError(
-            f"{d.table}: MERGE inserted {inserted} versions but {rec.inserted} new versions were expected"
+            f"{d.table}: MERGE inserted {inserted} versions but {rec.inserted + reopened} new versions "
+            f"were expected ({rec.inserted} started by new rows, {reopened} re-opened by late ones)"
         )
     rec.updated = 0
     rec.detail = (
-        f"{inserted} versions inserted, {metrics.get('num_target_rows_updated', 0)} closed or corrected, "
+        f"{inserted} versions inserted ({reopened} re-opened by late changes), "
+        f"{metrics.get('num_target_rows_updated', 0)} closed or corrected, "
         f"{metrics.get('num_target_rows_deleted', 0)} made obsolete by late changes"
     )
     return rec.finish()

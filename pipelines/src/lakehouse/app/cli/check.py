@@ -1,4 +1,5 @@
-"""`lakehouse check <layer>`: the data-quality gate of one layer (bronze | silver | gold)."""
+"""`lakehouse check <layer>`: the data-quality gate of one layer (bronze | silver | gold), and
+`lakehouse check sources`: the independent reconciliation (counts from the sources themselves)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ app = typer.Typer(
 
 @app.callback()
 def check(
-    layer: Annotated[str, typer.Argument(help="bronze | silver | gold")],
+    layer: Annotated[str, typer.Argument(help="bronze | silver | gold | sources")],
     env: EnvOpt = None,
     set_: SetOpt = None,
     all_rows: Annotated[bool, typer.Option("--all", help="list passing checks too")] = False,
@@ -35,7 +36,10 @@ def check(
     ] = False,
 ) -> None:
     """Run the LAYER's contracts and dbt tests; store the results in ops.quality_results."""
-    validate.choices([layer], LAYERS, "LAYER")
+    validate.choices([layer], (*LAYERS, "sources"), "LAYER")
+    if layer == "sources":
+        _sources(env, set_, as_json)
+        return
     from lakehouse.app.render.gold import gate_table
     from lakehouse.gold.dbt import DbtProject
     from lakehouse.gold.gate import run_gate, summary_json
@@ -67,4 +71,44 @@ def check(
         console.print(
             f"[red]quality gate '{layer}' failed ({names}): downstream steps must not run[/]", soft_wrap=True
         )
+        raise typer.Exit(1)
+
+
+def _sources(env: str | None, set_: list[str] | None, as_json: bool) -> None:
+    """Landing lines per file against bronze, bronze rows against silver + quarantine +
+    duplicates, counted from the files and tables; stored in ops.source_audit."""
+    import dataclasses
+    import json
+
+    from rich.table import Table
+
+    from lakehouse.app import source_audit
+    from lakehouse.core.reconcile import new_run_id
+
+    lake = existing_lake(cli_settings(env, set_))
+    results = source_audit.audit(lake, new_run_id())
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) | {"ok": r.ok} for r in results]))
+    else:
+        table = Table(title="Independent reconciliation", title_justify="left")
+        for col in ("check", "source", "target", "expected", "found", "lost", "duplicated", "detail"):
+            table.add_column(
+                col,
+                overflow="fold",
+                justify="right" if col in ("expected", "found", "lost", "duplicated") else "left",
+            )
+        for r in results:
+            table.add_row(
+                r.check_name,
+                r.source,
+                r.target,
+                f"{r.expected:,}",
+                f"{r.found:,}",
+                str(r.lost),
+                str(r.duplicated),
+                r.detail,
+            )
+        console.print(table)
+    if not all(r.ok for r in results):
+        console.print("[red]independent reconciliation failed: rows lost or repeated[/]")
         raise typer.Exit(1)

@@ -165,6 +165,10 @@ def transient(exc: BaseException) -> bool:
     """True when the same command may succeed later unchanged: a lock, a connection, a race."""
     if isinstance(exc, TransientError):
         return True
+    from lakehouse.core.kafka import BrokerUnavailable
+
+    if isinstance(exc, BrokerUnavailable):
+        return "not running" in str(exc)  # down or not answering; a refused login is not transient
     if isinstance(exc, LakehouseError | click.ClickException):
         return False  # the package's own verdicts and bad arguments do not change by waiting
     from deltalake.exceptions import CommitFailedError

@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, console, emit, writable_lake
 from lakehouse.app.cli.progress import bars
 
+if TYPE_CHECKING:
+    from lakehouse.core.settings import Settings
+
 app = typer.Typer(help="Generate events and the source database.", no_args_is_help=True)
 
 
 @app.command("events")
-def events(env: EnvOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+def events(
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from", help="instead: one day of events per date from this day", formats=["%Y-%m-%d"]
+        ),
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option("--to", help="... to this day, inclusive", formats=["%Y-%m-%d"])
+    ] = None,
+) -> None:
     """Write generator events as NDJSON files into <lake>/landing/events/ (a complete set made
-    with the same settings is reused, not written again)."""
+    with the same settings is reused, not written again). With --from/--to: one day of events
+    (maintenance.backfill_events_per_day) per date under landing/events/backfill/<date>/,
+    a day already landed left alone; bronze picks them up on its next run."""
     from lakehouse.app import jobs
     from lakehouse.app.render.tables import counter_table
 
     current = cli_settings(env, set_)
+    if start is not None or end is not None:
+        _land_days(current, start, end, as_json)
+        return
     with bars(quiet=as_json) as b:
         counts, reused = jobs.land_events(writable_lake(current), current, b.hooks)
     g = current.generator
@@ -61,3 +83,21 @@ def changes(
 
     summary = jobs.apply_changes(cli_settings(env, set_), batch)
     console.print(summary or f"change batch {batch} was applied before; nothing to do")
+
+
+def _land_days(settings: Settings, start: datetime | None, end: datetime | None, as_json: bool) -> None:
+    from lakehouse.core import lineage
+    from lakehouse.generator import landing
+
+    if start is None or end is None:
+        raise typer.BadParameter("give both --from and --to", param_hint="--from/--to")
+    lake = writable_lake(settings)
+    with lineage.job_run(settings, "lakehouse.generate.days", [], ["landing/events"], lake=lake):
+        days = landing.land_days(
+            lake, settings.generator, settings.maintenance.backfill_events_per_day, start.date(), end.date()
+        )
+    lines = [
+        f"{day}: {'already landed' if parts == 0 else f'{parts} file(s) landed'}"
+        for day, parts in days.items()
+    ]
+    emit(as_json, {"days": days}, *lines)

@@ -8,14 +8,13 @@ Every command names its tables the same way: <layer>.<name> arguments after the 
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lakehouse.app.cli import validate
-from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, console, emit, existing_lake
+from lakehouse.app.cli.options import EnvOpt, JsonOpt, SetOpt, cli_settings, emit, existing_lake
 from lakehouse.app.cli.progress import bars
 from lakehouse.app.render.tables import human_bytes
 from lakehouse.core.errors import LakehouseError
@@ -61,7 +60,9 @@ def _one(lake: Lake, arg: str | None, opt: list[str] | None) -> str:
     return validate.table_name(lake, named[0])
 
 
-def _show(results: list[MaintenanceResult], as_json: bool, title: str) -> None:
+def _show(
+    results: list[MaintenanceResult], as_json: bool, title: str, stale: list[str] | None = None
+) -> None:
     from rich.table import Table
 
     compacted = sum(r.files_removed for r in results if r.operation in ("compact", "zorder"))
@@ -73,6 +74,8 @@ def _show(results: list[MaintenanceResult], as_json: bool, title: str) -> None:
         "files_vacuumed": vacuumed,
         "bytes_reclaimed": reclaimed,
     }
+    if stale is not None:
+        payload["stale_downstream"] = stale
     table = Table(title=title, title_justify="left")
     table.add_column("table", overflow="fold")
     table.add_column("operation", no_wrap=True)
@@ -100,7 +103,10 @@ def _show(results: list[MaintenanceResult], as_json: bool, title: str) -> None:
         totals.append(f"files deleted by VACUUM: {vacuumed:,} ({human_bytes(reclaimed)} reclaimed)")
     if "restore" in ops_run:
         totals.append(f"files restored: {sum(r.files_added for r in results):,}")
-    emit(as_json, payload, table, *(["   ".join(totals)] if totals else []))
+    lines = ["   ".join(totals)] if totals else []
+    lines += [f"{r.table}: {r.detail.split(';')[0]}" for r in results if r.operation == "restore"]
+    lines += [f"not consistent yet: {line}" for line in stale or []]
+    emit(as_json, payload, table, *lines)
 
 
 @app.command("run")
@@ -233,25 +239,12 @@ def checkpoint_cmd(
     _show(results, as_json, "Checkpoints")
 
 
-def _restore_target(lake: Lake, name: str, version: int | None, timestamp: datetime | None) -> int | datetime:
+def _restore_target(version: int | None, timestamp: datetime | None) -> int | datetime:
     if (version is None) == (timestamp is None):
         raise typer.BadParameter(
             "give exactly one of --version or --timestamp", param_hint="--version/--timestamp"
         )
-    if timestamp is None:
-        return int(version)  # type: ignore[arg-type]
-    when = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
-    history = lake.table(name).history()
-    first = min(history, key=lambda h: int(h.get("version", 0)))
-    first_at = datetime.fromtimestamp(int(first.get("timestamp", 0)) / 1000, UTC)
-    if when < first_at:
-        raise typer.BadParameter(
-            f"{name} did not exist at {when:%Y-%m-%d %H:%M:%S} UTC: its first commit still in the log is "
-            f"version {first.get('version')} at {first_at:%Y-%m-%d %H:%M:%S} UTC "
-            f"(`lakehouse maintain history {name}`)",
-            param_hint="--timestamp",
-        )
-    return when
+    return int(version) if timestamp is None else timestamp  # type: ignore[arg-type]
 
 
 @app.command("restore")
@@ -265,54 +258,89 @@ def restore_cmd(
             formats=TIMESTAMP_FORMATS,
         ),
     ] = None,
+    cascade: Annotated[
+        bool,
+        typer.Option(help="also restore every downstream table that has read past that version"),
+    ] = False,
     env: EnvOpt = None,
     set_: SetOpt = None,
     table: TablesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore a table to an earlier version as a new commit (time travel keeps the history)."""
+    """Restore a table to an earlier version as a new commit (time travel keeps the history), its
+    watermarks with it; names the downstream tables that read past that version (--cascade
+    restores them too)."""
     from lakehouse.core import lineage
     from lakehouse.core.reconcile import new_run_id
-    from lakehouse.maintenance import ops
+    from lakehouse.maintenance import consistent_restore, ops
 
     settings = cli_settings(env, set_)
     lake = existing_lake(settings)
     name = _one(lake, table_, table)
-    target = _restore_target(lake, name, version, timestamp)
+    target = _restore_target(version, timestamp)
     with lineage.job_run(settings, "lakehouse.maintenance.restore", [name], [name], lake=lake):
-        result = ops.restore(lake, name, target)
-        ops.record(lake, [result], new_run_id())
-    _show([result], as_json, "Restore")
+        results, stale = consistent_restore.restore(lake, name, target, cascade=cascade)
+        ops.record(lake, results, new_run_id())
+    _show(results, as_json, "Restore", stale=[s.line() for s in stale])
 
 
 @app.command("backfill")
 def backfill_cmd(
-    start: Annotated[datetime, typer.Option("--from", help="first day (YYYY-MM-DD)", formats=["%Y-%m-%d"])],
-    end: Annotated[datetime, typer.Option("--to", help="last day, inclusive", formats=["%Y-%m-%d"])],
+    start: Annotated[
+        datetime, typer.Option("--from", help="first event date (YYYY-MM-DD)", formats=["%Y-%m-%d"])
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="last event date, inclusive", formats=["%Y-%m-%d"])],
+    gold: Annotated[
+        bool, typer.Option(help="rebuild gold afterwards (its models read the whole of silver)")
+    ] = False,
     env: EnvOpt = None,
     set_: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Land one day of source events per date in the range (idempotent); bronze picks them up."""
+    """Classify the events of a date range again from bronze (after a rule change) and replace
+    that range in silver.events and the quarantine, one commit per table; idempotent."""
     from lakehouse.core import lineage
-    from lakehouse.core.storage import Lake
-    from lakehouse.generator import landing
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.silver import backfill
 
+    first, last = start.date(), end.date()
+    if first > last:
+        raise LakehouseError(f"backfill range is empty: {first} > {last}")
     settings = cli_settings(env, set_)
-    lake = Lake(settings)
-    with lineage.job_run(settings, "lakehouse.maintenance.backfill", [], ["landing/events"], lake=lake):
-        days = landing.land_days(
-            lake,
-            settings.generator,
-            settings.maintenance.backfill_events_per_day,
-            date.fromordinal(start.toordinal()),
-            end.date(),
-        )
-    if as_json:
-        typer.echo(json.dumps({"days": days}))
-        return
-    for day, parts in days.items():
-        console.print(f"{day}: {'already landed' if parts == 0 else f'{parts} file(s) landed'}")
+    lake = existing_lake(settings)
+    tables = ["silver.events", "silver.quarantine_events"]
+    with lineage.job_run(settings, "lakehouse.maintenance.backfill", ["bronze.events"], tables, lake=lake):
+        result = backfill.reprocess(lake, settings.silver, new_run_id(), first, last)
+    built = None
+    if gold:
+        from lakehouse.gold import build as gold_build
+        from lakehouse.gold.dbt import DbtProject
+
+        built = gold_build.build(DbtProject.from_settings(settings), lake).ok
+    rec = result.reconciliation
+    payload = {
+        "from": str(first),
+        "to": str(last),
+        "events_before": result.events_before,
+        "events_after": result.events_after,
+        "quarantined_before": result.quarantined_before,
+        "quarantined_after": result.quarantined_after,
+        "moved_to_quarantine": result.moved_to_quarantine,
+        "rows_in": rec.rows_in,
+        "duplicates": rec.duplicates,
+        "balanced": rec.balanced,
+        "gold_built": built,
+    }
+    emit(
+        as_json,
+        payload,
+        f"{first}..{last}: silver.events {result.events_before:,} -> {result.events_after:,}, "
+        f"quarantine {result.quarantined_before:,} -> {result.quarantined_after:,} "
+        f"({rec.rows_in:,} bronze rows in the range, {rec.duplicates:,} duplicates; "
+        f"{'balanced' if rec.balanced else 'NOT balanced'})",
+    )
+    if not rec.balanced or built is False:
+        raise typer.Exit(1)
 
 
 @app.command("history")

@@ -11,6 +11,7 @@ streaming burst; bronze and silver then take in exactly what is new.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
@@ -44,9 +45,13 @@ def run(
     )
     for line in port_warnings(settings):
         console.print(f"[yellow]warning:[/] {line}")
+    # Services first: an s3:// lake on a fresh state folder has no credentials until the local
+    # S3 server has started and written them.
+    started = time.perf_counter()
+    for service in all_services(settings):
+        service.start()
     ctx = DemoContext(settings, Lake(settings), console, bars)
-    ctx.timed("start services", lambda: [s.start() for s in all_services(settings)])
-    ctx.lake = Lake(settings)  # after services: an s3:// lake reads the local server's credentials
+    ctx.steps.append(("start services", time.perf_counter() - started))
     problem = ctx.lake.missing() if settings.is_s3 else None
     if problem:
         raise ConfigError(problem)

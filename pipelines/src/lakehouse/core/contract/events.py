@@ -43,3 +43,10 @@ TS_RE = (
 )
 # Epoch milliseconds: 11 to 15 digits (1973 .. 33658).
 EPOCH_MS_RE = "^[0-9]{11,15}$"
+# A product id is text: sources carry SKUs as well as the integer ids of the product
+# dimension. Any text up to 128 characters without control characters is one; a nested JSON
+# value (text starting with `{` or `[`, which is how an object or array reads as text) is not.
+PRODUCT_ID_RE = "^[^{\\[\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]{0,127}$"
+# The product dimension's ids are integers: a product id of that form is conformed to it
+# (silver.events.product_key), any other (a SKU) keeps only its text.
+PRODUCT_KEY_RE = "^[0-9]{1,18}$"

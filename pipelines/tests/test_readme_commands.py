@@ -1,0 +1,123 @@
+"""The README's commands, run exactly as written, as a user on a fresh clone runs them.
+
+A fresh state folder has no local S3 server and no credentials: the S3 one-liner must start
+the server before anything asks for them. The test's own configuration (LAKEHOUSE_CONFIG) only
+moves the local services to free ports and keeps the data small; the command line is the
+README's own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lakehouse.core import s3
+from lakehouse.core.settings import Settings, load_settings
+from lakehouse.core.storage import Lake
+from lakehouse.services import known_services
+from lakehouse.services.process import free_port
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+
+
+def readme_command(pattern: str) -> str:
+    """The one line of a ```bash block of the README that matches `pattern`, without its comment."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    lines = [ln.split("#", 1)[0].strip() for b in blocks for ln in b.splitlines()]
+    found = [ln for ln in lines if re.search(pattern, ln)]
+    assert len(found) == 1, f"README: {len(found)} commands match {pattern!r}: {found}"
+    return found[0]
+
+
+def small_config(base: Path) -> Path:
+    """environments/local/pipeline.yaml with free ports, a fresh state folder and small data."""
+    config = yaml.safe_load((REPO / "environments" / "local" / "pipeline.yaml").read_text())
+    config.update(state_dir=str(base / "state"))
+    used: set[int] = set()
+    for section, key in (
+        ("postgres", "port"),
+        ("seaweedfs", "port"),
+        ("streaming", "broker_port"),
+        ("streaming", "metrics_port"),
+    ):
+        port = free_port(used)
+        used.add(port)
+        config[section][key] = port
+    config["generator"].update(events=2000, event_files=2, customers=200, orders=1000, users=300)
+    path = base / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def user_env(config: Path) -> dict[str, str]:
+    """This shell's environment without any lakehouse or AWS setting, plus the test's config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "MAKE"))}
+    env.update(LAKEHOUSE_CONFIG=str(config), COLUMNS="120")
+    return env
+
+
+def settings_for(config: Path, lake_root: str) -> Settings:
+    old = {k: os.environ.get(k) for k in ("LAKEHOUSE_CONFIG", "LAKEHOUSE_LAKE_ROOT")}
+    os.environ.update(LAKEHOUSE_CONFIG=str(config), LAKEHOUSE_LAKE_ROOT=lake_root)
+    try:
+        return load_settings("local")
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_shell(command: str, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        ["bash", "-c", command], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out, out[-4000:]
+    return out
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Path]:
+    config = small_config(tmp_path)
+    try:
+        yield config
+    finally:
+        settings = settings_for(config, "s3://lakehouse/dev")
+        for service in reversed(known_services(settings)):
+            service.stop()
+
+
+def test_s3_one_liner_on_a_fresh_state_folder(fresh: Path) -> None:
+    command = readme_command(r"LAKEHOUSE_LAKE_ROOT=s3://\S+ make demo")
+    lake_root = re.search(r"LAKEHOUSE_LAKE_ROOT=(\S+)", command).group(1)  # type: ignore[union-attr]
+    settings = settings_for(fresh, lake_root)
+    assert not (settings.state_path / "seaweedfs").exists()  # nothing started, no credentials yet
+
+    out = run_shell(command, user_env(fresh))
+    assert "every run's counts add up" in out
+    assert f"lake: {lake_root}" in out
+
+    # the tables are in the bucket the README names, read back through the store itself
+    lake = Lake(settings)
+    assert lake.missing() is None
+    bucket, _, prefix = lake_root.removeprefix("s3://").partition("/")
+    client = s3.client(lake._creds)  # type: ignore[arg-type]
+    keys = {
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+        for o in page.get("Contents", [])
+    }
+    for table in ("bronze/events", "silver/events", "gold/agg_purchases_per_page_daily"):
+        assert any(k.startswith(f"{prefix}/{table}/_delta_log/") for k in keys), table
+    assert int(lake.table("silver.events").count()) > 0
