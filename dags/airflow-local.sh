@@ -57,6 +57,7 @@ export AIRFLOW__OPENLINEAGE__NAMESPACE=lakehouse-local
 export AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "$STATE/lineage/airflow.jsonl", "append": true}'
 export LAKEHOUSE_LINEAGE_FILE="$STATE/lineage/pipeline.jsonl"
 export LAKEHOUSE_ROOT="$ROOT"
+export LAKEHOUSE_DBT_MANIFEST="$HOME_DIR/dbt/manifest.json"
 export LAKEHOUSE_BIN="$LAKEHOUSE"
 export AIRFLOW_VAR_LAKEHOUSE_BIN="$LAKEHOUSE"
 ENV
@@ -92,7 +93,8 @@ PY
   for c in "${COMPONENTS[@]}"; do
     if running "$c"; then echo "$c already running (pid $(cat "$PIDS/$c.pid"))"; continue; fi
     # shellcheck disable=SC2086
-    nohup "$VENV/bin/airflow" "$c" ${ARGS[$c]:-} >"$HOME_DIR/logs/$c.log" 2>&1 </dev/null &
+    # its own process group: `stop` ends the component with the workers it started
+    nohup setsid "$VENV/bin/airflow" "$c" ${ARGS[$c]:-} >"$HOME_DIR/logs/$c.log" 2>&1 </dev/null &
     echo $! >"$PIDS/$c.pid"
     echo "started $c (pid $!, log $HOME_DIR/logs/$c.log)"
   done
@@ -112,9 +114,10 @@ stop() {
   for c in "${COMPONENTS[@]}"; do
     running "$c" || { rm -f "$PIDS/$c.pid"; continue; }
     local pid; pid="$(cat "$PIDS/$c.pid")"
-    kill -TERM "$pid"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    kill -KILL -- "-$pid" 2>/dev/null || true  # workers left behind by the component
     rm -f "$PIDS/$c.pid"
     echo "stopped $c (pid $pid)"
   done

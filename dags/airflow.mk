@@ -8,7 +8,7 @@ export AIRFLOW_PORT
 PIPELINE_TEST_DEPS += setup-airflow
 LINT_DEPS += lint-dags
 
-.PHONY: setup-airflow airflow airflow-stop airflow-status bench-airflow lint-dags
+.PHONY: setup-airflow airflow airflow-stop airflow-status bench-airflow lint-dags test-airflow
 
 # --compile-bytecode: every `airflow` command and every task process imports Airflow; without .pyc
 # files (PYTHONDONTWRITEBYTECODE, read-only images) it would compile those modules on every start.
@@ -34,3 +34,6 @@ bench-airflow: setup setup-airflow ## Wall time of a full lakehouse_pipeline DAG
 
 lint-dags: setup ## ruff over dags/ (the pipeline package's ruff settings)
 	$(VENV)/bin/ruff check --config pipelines/pyproject.toml dags && $(VENV)/bin/ruff format --config pipelines/pyproject.toml --check dags
+
+test-airflow: setup setup-airflow setup-dbt ## Every DAG under a real Airflow (as `make airflow` starts it; files, PostgreSQL, Kafka on); not part of `make test`
+	cd pipelines && $(PYTEST) -q -m airflow_live --durations=10

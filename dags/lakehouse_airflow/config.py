@@ -15,15 +15,16 @@ LAKEHOUSE_EXECUTION         local (subprocess) | kubernetes (KubernetesPodOperat
 LAKEHOUSE_ENGINE            embedded | spark (spark: silver runs as a SparkApplication; cluster only)
 LAKEHOUSE_IMAGE             pipeline image for KubernetesPodOperator / SparkApplication
 LAKEHOUSE_K8S_NAMESPACE     namespace of the pipeline pods (default: lakehouse)
-LAKEHOUSE_SCHEDULE          cron or preset of the ingest DAG (default: @hourly)
-LAKEHOUSE_MAINTENANCE_SCHEDULE   (default: @daily)
+LAKEHOUSE_SCHEDULE          cron or preset of the ingest DAG (default: @hourly; none: manual)
+LAKEHOUSE_MAINTENANCE_SCHEDULE   (default: @daily; none: manual)
 LAKEHOUSE_NOTIFY            failure hook: file:///path.jsonl | http(s)://webhook | cmd:<shell command>
                             (default: file://<AIRFLOW_HOME>/logs/lakehouse-failures.jsonl); the
                             Airflow Variable `lakehouse_notify` overrides it at run time
 LAKEHOUSE_TASK_TIMEOUT_MIN  execution_timeout of a pipeline task (default: 60)
-LAKEHOUSE_RETRIES           retries of a pipeline task (default: 2)
-LAKEHOUSE_KAFKA             1/0: ingest from Kafka (`lakehouse stream consume --available-now`);
-                            default: on when the streaming part of the package is present
+LAKEHOUSE_RETRIES           retries of a pipeline task after a transient failure (default: 2)
+LAKEHOUSE_RETRY_DELAY_S     first retry delay in seconds, doubled per retry (default: 30)
+LAKEHOUSE_KAFKA             1/0: ingest from Kafka (`lakehouse stream consume --available-now`;
+                            default: on; `make airflow` starts the local broker)
 """
 
 from __future__ import annotations
@@ -48,10 +49,19 @@ EXECUTION = os.environ.get("LAKEHOUSE_EXECUTION", "local")
 ENGINE = os.environ.get("LAKEHOUSE_ENGINE", "embedded")
 IMAGE = os.environ.get("LAKEHOUSE_IMAGE", "ghcr.io/ampere-lakehouse/pipelines:0.1.0")
 K8S_NAMESPACE = os.environ.get("LAKEHOUSE_K8S_NAMESPACE", "lakehouse")
-SCHEDULE = os.environ.get("LAKEHOUSE_SCHEDULE", "@hourly")
-MAINTENANCE_SCHEDULE = os.environ.get("LAKEHOUSE_MAINTENANCE_SCHEDULE", "@daily")
+
+
+def _schedule(var: str, default: str) -> str | None:
+    """A cron expression or preset; "none" makes the DAG manual (triggered only)."""
+    value = os.environ.get(var, default).strip()
+    return None if value.lower() in ("none", "manual") else value
+
+
+SCHEDULE = _schedule("LAKEHOUSE_SCHEDULE", "@hourly")
+MAINTENANCE_SCHEDULE = _schedule("LAKEHOUSE_MAINTENANCE_SCHEDULE", "@daily")
 TASK_TIMEOUT_MIN = int(os.environ.get("LAKEHOUSE_TASK_TIMEOUT_MIN", "60"))
 RETRIES = int(os.environ.get("LAKEHOUSE_RETRIES", "2"))
+RETRY_DELAY_S = int(os.environ.get("LAKEHOUSE_RETRY_DELAY_S", "30"))
 K8S_DIR = DAGS_DIR / "k8s"
 
 if EXECUTION not in ("local", "kubernetes"):
@@ -61,10 +71,8 @@ if ENGINE not in ("embedded", "spark"):
 
 
 def kafka_enabled() -> bool:
-    flag = os.environ.get("LAKEHOUSE_KAFKA")
-    if flag is not None:
-        return flag.strip().lower() in ("1", "true", "yes", "on")
-    return EXECUTION == "kubernetes" or (ROOT / "pipelines" / "src" / "lakehouse" / "streaming").is_dir()
+    flag = os.environ.get("LAKEHOUSE_KAFKA", "1")
+    return flag.strip().lower() in ("1", "true", "yes", "on")
 
 
 def dbt_manifest() -> Path | None:

@@ -36,18 +36,25 @@ def _target() -> str:
         return default_target()
 
 
-def message(context: dict[str, Any]) -> dict[str, Any]:
+def message(context: dict[str, Any], *, run_level: bool = False) -> dict[str, Any]:
     ti = context.get("task_instance") or context.get("ti")
     dag_run = context.get("dag_run")
     exc = context.get("exception")
+    dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None)
+    # a DAG's callback sees the run's last task instance too: the run, not that task, failed
+    task_id = None if run_level else getattr(ti, "task_id", None)
+    error = str(exc) if exc else context.get("reason")
+    where = f"{dag_id}.{task_id}" if task_id else f"{dag_id} run"
     return {
         "at": datetime.now(UTC).isoformat(),
-        "dag_id": getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None),
-        "task_id": getattr(ti, "task_id", None),
+        "dag_id": dag_id,
+        "task_id": task_id,
         "run_id": getattr(dag_run, "run_id", None) or context.get("run_id"),
         "logical_date": str(context.get("logical_date")),
         "try_number": getattr(ti, "try_number", None),
-        "error": str(exc) if exc else context.get("reason"),
+        "error": error,
+        # what a chat message or a pager shows: the task and the reason, in one line
+        "summary": " ".join(f"{where} failed: {error or 'no reason given'}".split()),
     }
 
 
@@ -80,9 +87,19 @@ def send(payload: dict[str, Any], target: str) -> None:
 
 
 def on_failure(context: dict[str, Any]) -> None:
-    """Airflow failure callback: never raises (a broken hook must not hide the real failure)."""
+    """A task's failure callback: never raises (a broken hook must not hide the real failure)."""
+    _notify(message(context))
+
+
+def on_dag_failure(context: dict[str, Any]) -> None:
+    """A DAG run's failure callback (the failed task has said why in its own notice)."""
+    _notify(message(context, run_level=True))
+
+
+def _notify(payload: dict[str, Any]) -> None:
     target = _target()
+    log.error("%s", payload["summary"])
     try:
-        send(message(context), target)
+        send(payload, target)
     except Exception as exc:
         log.error("lakehouse failure notification to %s failed: %s", target, exc)

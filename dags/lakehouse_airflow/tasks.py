@@ -1,5 +1,10 @@
 """Task factories: one `lakehouse ...` command becomes one task, run the way the environment says.
 
+Retries follow the CLI's exit code: 75 (a lock another run holds, a service not reachable) is
+retried with exponential backoff; any other failure (1: a quality gate or a dbt test failed,
+2: the command could not do its work, 127: the tool is missing) fails the task at once, since
+running it again would fail the same way.
+
 * LAKEHOUSE_EXECUTION=local: BashOperator runs the pipeline CLI of the pipeline's own virtualenv as
   a subprocess (Airflow's and the pipeline's dependencies never mix).
 * LAKEHOUSE_EXECUTION=kubernetes: KubernetesPodOperator runs the same command in the pipeline image
@@ -14,6 +19,7 @@ manifest, a single `lakehouse gold build` task. The gold gate reads those builds
 
 from __future__ import annotations
 
+import functools
 import shlex
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +40,7 @@ LAYER_ASSETS = {"bronze": BRONZE, "silver": SILVER, "gold": GOLD}
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
     "retries": config.RETRIES,
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=config.RETRY_DELAY_S),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=config.TASK_TIMEOUT_MIN),
@@ -46,7 +52,7 @@ DAG_KWARGS: dict[str, Any] = {
     "max_active_runs": 1,
     "default_args": DEFAULT_ARGS,
     "dagrun_timeout": timedelta(hours=3),
-    "on_failure_callback": notify.on_failure,
+    "on_failure_callback": notify.on_dag_failure,
 }
 
 _OL = "macros.OpenLineageProviderPlugin"
@@ -85,8 +91,6 @@ def lakehouse(task_id: str, command: str, *args: str, **kwargs: Any) -> BaseOper
     argv = cli_args(command, *args)
     if config.EXECUTION == "kubernetes":
         return _pod(task_id, argv, **kwargs)
-    from airflow.providers.standard.operators.bash import BashOperator
-
     command_line = " ".join(
         [
             '"$LAKEHOUSE_BIN"',
@@ -96,7 +100,7 @@ def lakehouse(task_id: str, command: str, *args: str, **kwargs: Any) -> BaseOper
         + [shlex.quote(a) for a in args]
     )
     kwargs.setdefault("doc_md", f"`lakehouse {' '.join(argv)}` (pipeline package, subprocess)")
-    return BashOperator(
+    return _cli_operator()(
         task_id=task_id,
         bash_command=command_line,
         env=pipeline_env(),
@@ -104,6 +108,39 @@ def lakehouse(task_id: str, command: str, *args: str, **kwargs: Any) -> BaseOper
         cwd=str(config.ROOT),
         **kwargs,
     )
+
+
+TRANSIENT_EXIT = 75  # the CLI's EX_TEMPFAIL: the same command may succeed later
+
+
+@functools.cache
+def _cli_operator() -> type[BaseOperator]:
+    """BashOperator whose failures say why in one line and retry only when the CLI says so."""
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    class LakehouseCliOperator(BashOperator):
+        _last: Any = None
+
+        def _run_inline_command(self, bash_path: str, env: dict[str, str]) -> Any:
+            self._last = super()._run_inline_command(bash_path=bash_path, env=env)
+            return self._last
+
+        def execute(self, context: Any) -> Any:
+            try:
+                return super().execute(context)
+            except AirflowException:
+                if self._last is None or self._last.exit_code == 0:
+                    raise
+                code, line = self._last.exit_code, self._last.output.strip()
+                reason = line.removeprefix("error: ") or f"exit code {code}"
+                if code == TRANSIENT_EXIT:
+                    raise AirflowException(f"transient (exit {code}), retried: {reason}") from None
+                kind = {1: "check failed", 127: "tool missing"}.get(code, "failed")
+                raise AirflowFailException(f"{kind} (exit {code}), not retried: {reason}") from None
+
+    LakehouseCliOperator.__qualname__ = "LakehouseCliOperator"
+    return LakehouseCliOperator
 
 
 def _pod(task_id: str, args: list[str], **kwargs: Any) -> BaseOperator:
@@ -208,8 +245,8 @@ def dbt_models() -> list[Any]:
 
     With a parsed dbt project (manifest.json, see config.dbt_manifest), one task per dbt model,
     wired by the models' `ref` dependencies: each runs `lakehouse gold build --select <model>`
-    (`dbt build` of that model and its tests, in dbt's own virtualenv .venv-dbt, with the lake's
-    profile environment set by the pipeline package). This is Cosmos' "one task per model"
+    (`dbt build` of that model and the tests whose parents are built by then, in dbt's own
+    virtualenv .venv-dbt, with the lake's profile environment set by the pipeline package). This is Cosmos' "one task per model"
     rendering (LoadMode.DBT_MANIFEST) done directly: Cosmos' LOCAL mode would have to rebuild the
     profile environment that `lakehouse gold` already owns. Without a manifest: one
     `lakehouse gold build` task."""
@@ -230,7 +267,11 @@ def dbt_models() -> list[Any]:
                 "gold build",
                 "--select",
                 m["name"],
-                doc_md=f"dbt build --select {m['name']} ({m['path']})",
+                # a test that also reads a model no upstream task has built yet (a sibling's
+                # `relationships`) is left to the gold gate, which runs what the builds did not
+                "--indirect-selection",
+                "buildable",
+                doc_md=f"dbt build --select {m['name']} --indirect-selection buildable ({m['path']})",
             )
             for uid, m in models.items()
         }
@@ -241,8 +282,12 @@ def dbt_models() -> list[Any]:
     return [group, group]
 
 
+BUILT_NODES = ("model", "seed", "snapshot")
+
+
 def dbt_manifest_models() -> dict[str, dict[str, Any]]:
-    """unique_id -> {name, path, depends_on} of the enabled models in dbt's manifest."""
+    """unique_id -> {name, path, depends_on} of the enabled models, seeds and snapshots in dbt's
+    manifest."""
     import json
 
     manifest = config.dbt_manifest()
@@ -256,5 +301,6 @@ def dbt_manifest_models() -> dict[str, dict[str, Any]]:
             "depends_on": sorted(set(node.get("depends_on", {}).get("nodes", []))),
         }
         for uid, node in sorted(nodes.items())
-        if node.get("resource_type") == "model" and node.get("config", {}).get("enabled", True)
+        # seeds and snapshots are nodes models ref: they get their task like a model
+        if node.get("resource_type") in BUILT_NODES and node.get("config", {}).get("enabled", True)
     }

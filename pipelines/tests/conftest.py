@@ -186,3 +186,15 @@ def s3_settings(s3_service: S3Service, settings_factory: SettingsFactory) -> Set
     `Lake(s3_settings)` writes there (credentials come from the session state dir)."""
     bucket = s3_service.service.bucket
     return settings_factory({"lake_root": f"s3://{bucket}/t-{uuid.uuid4().hex[:10]}"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `airflow_live` (every DAG under a real Airflow, several minutes) run only when
+    asked for by marker (`make test-airflow`: -m airflow_live); `make test` keeps its short
+    version, test_dags_e2e."""
+    if "airflow_live" in (config.option.markexpr or ""):
+        return
+    live = [item for item in items if item.get_closest_marker("airflow_live")]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if not item.get_closest_marker("airflow_live")]

@@ -24,7 +24,8 @@ EXPECTED_DAGS = {
     "lakehouse_restore",
 }
 
-# A tiny dbt manifest: three models, stg -> int -> mart, plus a disabled one and a test node.
+# A tiny dbt manifest: three models, stg -> int -> mart, a seed the mart reads, plus a disabled
+# model and a test node.
 MANIFEST = {
     "nodes": {
         "model.lakehouse.stg_silver__events": {
@@ -46,8 +47,19 @@ MANIFEST = {
             "name": "fct_sessions",
             "original_file_path": "models/marts/fct_sessions.sql",
             "depends_on": {
-                "nodes": ["model.lakehouse.int_events__sessionised", "model.lakehouse.stg_silver__events"]
+                "nodes": [
+                    "model.lakehouse.int_events__sessionised",
+                    "model.lakehouse.stg_silver__events",
+                    "seed.lakehouse.page_groups",
+                ]
             },
+            "config": {"enabled": True},
+        },
+        "seed.lakehouse.page_groups": {
+            "resource_type": "seed",
+            "name": "page_groups",
+            "original_file_path": "seeds/page_groups.csv",
+            "depends_on": {"nodes": []},
             "config": {"enabled": True},
         },
         "model.lakehouse.old_mart": {
@@ -191,7 +203,7 @@ def test_commands_call_the_pipeline_cli(bags: dict[str, Any]) -> None:
         "gold_publish": 'gold publish --env "$LAKEHOUSE_ENV"',
     }
     for task_id, args in expected.items():
-        assert tasks[task_id]["operator"] == "BashOperator"
+        assert tasks[task_id]["operator"] == "LakehouseCliOperator"
         assert tasks[task_id]["command"] == f'"$LAKEHOUSE_BIN" {args}', task_id
     maint = bags["local"]["dags"]["lakehouse_maintenance"]["tasks"]
     assert [maint[t]["command"].split()[1:3] for t in ("optimize", "vacuum", "checkpoint")] == [
@@ -236,14 +248,16 @@ def test_one_task_per_dbt_model_following_refs(bags: dict[str, Any]) -> None:
         "dbt.stg_silver__events_build",
         "dbt.int_events__sessionised_build",
         "dbt.fct_sessions_build",
+        "dbt.page_groups_build",  # a seed is built by its own task before the models that read it
     }
     assert models["dbt.int_events__sessionised_build"]["upstream"] == ["dbt.stg_silver__events_build"]
     assert models["dbt.fct_sessions_build"]["upstream"] == [
         "dbt.int_events__sessionised_build",
+        "dbt.page_groups_build",
         "dbt.stg_silver__events_build",
     ]
     assert models["dbt.stg_silver__events_build"]["command"].endswith(
-        'gold build --env "$LAKEHOUSE_ENV" --select stg_silver__events'
+        'gold build --env "$LAKEHOUSE_ENV" --select stg_silver__events --indirect-selection buildable'
     )
     assert tasks["gate_gold"]["upstream"] == ["dbt.fct_sessions_build"]
     assert "bronze_kafka" not in bags["local_dbt"]["dags"]["lakehouse_pipeline"]["tasks"]

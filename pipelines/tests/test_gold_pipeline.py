@@ -392,6 +392,115 @@ def test_gold_gate_fails_on_the_builds_failing_test(
             gate.run_gate(DbtProject.from_settings(other), "gold", lake, publish=False)
 
 
+def _cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LAKEHOUSE_STATE_DIR": str(settings.state_path),
+        "LAKEHOUSE_LAKE_ROOT": str(settings.lake_root),
+        "LAKEHOUSE_PG_PORT": str(settings.postgres.port),
+        "NO_COLOR": "1",
+        **extra,
+    }
+
+
+def _gold_build_cli(
+    settings: Settings, env: dict[str, str], *select: str
+) -> subprocess.CompletedProcess[str]:
+    args = [a for model in select for a in ("--select", model)]
+    return subprocess.run(
+        [
+            str(LAKEHOUSE_CLI),
+            "gold",
+            "build",
+            *args,
+            "--set",
+            f"postgres.serving_db={settings.postgres.serving_db}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+
+
+def test_cli_gold_build_gate_passes_without_tests_and_fails_on_a_failing_test(
+    gold: dict[str, Any], tmp_path: Path
+) -> None:
+    """One task of the per-model fan-out may build a model that no test covers: its gate checks
+    nothing, so it passes and says "no checks"; a selection whose test fails fails it (exit 1)."""
+    settings = gold["settings"]
+    project = tmp_path / "dbt"
+    shutil.copytree(
+        DbtProject.from_settings(settings).project_dir,
+        project,
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
+    (project / "models" / "reports" / "rpt_untested.sql").write_text(
+        "{{ config(contract={'enforced': false}) }}\nselect 1 as one\n"
+    )
+    other = settings.model_copy(update={"state_dir": str(tmp_path / "state")})  # its own gold.duckdb
+    env = _cli_env(other, LAKEHOUSE_DBT_PROJECT=str(project))
+    proc = _gold_build_cli(other, env, "rpt_untested")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Quality gate gold: PASSED (no checks;" in out, out
+    assert "1 models" in out, out
+
+    (project / "tests" / "assert_no_order_items.sql").write_text(
+        "-- fails on purpose: every order line is an offending row\nselect * from {{ ref('fct_order_items') }}\n"
+    )
+    proc = _gold_build_cli(other, env, "+fct_order_items")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Quality gate gold: FAILED" in out and "dbt:assert_no_order_items" in out, out
+    assert "gold build failed" in out, out
+
+
+def test_four_concurrent_model_builds_take_turns_on_the_build_database(gold: dict[str, Any]) -> None:
+    """Airflow's per-model fan-out at parallelism 4: four `lakehouse gold build --select <model>`
+    processes on one lake at once. DuckDB admits one writer per database file and every dbt
+    command rewrites target/ and the build ledger, so the builds take turns on the project's lock:
+    all four succeed, the ledger records all four, and the gate still reads a consistent ledger."""
+    settings, lake = gold["settings"], gold["lake"]
+    project = DbtProject.from_settings(settings)
+    before = BuildLedger.load(project)
+    assert before is not None
+    models = [
+        "agg_daily_active_users",
+        "agg_sales_by_category",
+        "rpt_quarantine_reasons",
+        "rpt_pipeline_runs",
+    ]
+    env = _cli_env(settings)
+    procs = [
+        subprocess.Popen(
+            [
+                str(LAKEHOUSE_CLI),
+                "gold",
+                "build",
+                "--select",
+                model,
+                "--set",
+                f"postgres.serving_db={settings.postgres.serving_db}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for model in models
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for model, proc, out in zip(models, procs, outs, strict=True):
+        assert proc.returncode == 0, (model, out[-3000:])
+        assert "lock" not in out.lower(), (model, out[-3000:])
+    after = BuildLedger.load(project)
+    assert after is not None and len(after.invocations) == len(before.invocations) + 4
+    rep = gate.run_gate(DbtProject.from_settings(settings), "gold", lake, publish=False)
+    assert rep.passed and "not run again" in rep.notes[0], rep.notes
+
+
 def test_gold_gate_runs_the_tests_again_after_gold_changed(gold: dict[str, Any]) -> None:
     settings, lake = gold["settings"], gold["lake"]
     run = DbtProject.from_settings(settings).run(lake, ["run", "--select", "agg_sales_by_category"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from tests.conftest import S3Service
@@ -186,3 +187,32 @@ def test_duckdb_delta_scan_reads_the_same_rows(s3_settings: Settings) -> None:
     assert count == expected.num_rows == 1000
     assert total == pytest.approx(pc.sum(expected["amount"]).as_py())
     assert ids == list(range(1000))
+
+
+def test_arrow_datasets_read_through_pyarrow_filesystems(
+    s3_settings: Settings, settings_factory: Any
+) -> None:
+    """delta.dataset reads a table's files through pyarrow's own S3 or local filesystem, never
+    through a Python file handler (whose buffers, released by Arrow's I/O threads at interpreter
+    exit, aborted CLI runs that had succeeded), and sees the same rows as delta-rs."""
+    from lakehouse.core import delta
+
+    for settings in (s3_settings, settings_factory(fresh_state=True)):
+        lake = Lake(settings)
+        uri = lake.table_uri("bronze.orders")
+        write_deltalake(
+            uri,
+            pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]}),
+            storage_options=lake.options("bronze.orders"),
+        )
+        write_deltalake(
+            uri,
+            pa.table({"id": [4], "v": ["d"]}),
+            mode="append",
+            storage_options=lake.options("bronze.orders"),
+        )
+        dt = lake.table("bronze.orders")
+        ds = delta.dataset(lake, dt)
+        assert isinstance(ds.filesystem, pafs.SubTreeFileSystem), type(ds.filesystem)
+        assert not isinstance(ds.filesystem.base_fs, pafs.PyFileSystem)
+        assert ds.to_table().sort_by("id").to_pylist() == _rows(dt)

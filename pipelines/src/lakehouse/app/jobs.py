@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lakehouse.bronze import landing, postgres_extract
 from lakehouse.core import lineage, ops_db
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, StepLockedError
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
@@ -49,7 +49,7 @@ def step_lock(settings: Settings, step: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LakehouseError(f"another '{step}' run holds {path}; wait for it to finish") from None
+            raise StepLockedError(f"another '{step}' run holds {path}; wait for it to finish") from None
         yield
 
 

@@ -98,12 +98,12 @@ def bronze_vs_silver(lake: Lake) -> AuditResult:
     versions = backfill.batch_versions(lake)
     con = lake.duckdb()
     try:
-        con.register("bronze", bronze.to_pyarrow_dataset())
+        con.register("bronze", delta.dataset(lake, bronze))
         con.register("batches", pa.table({"batch_id": list(versions), "v": list(versions.values())}))
-        con.register("events", delta.open_table(lake, silver_events.EVENTS).to_pyarrow_dataset())  # type: ignore[union-attr]
+        con.register("events", delta.dataset(lake, delta.open_table(lake, silver_events.EVENTS)))  # type: ignore[arg-type]
         quarantine = delta.open_table(lake, silver_events.QUARANTINE)
         if quarantine is not None:
-            con.register("quarantine", quarantine.to_pyarrow_dataset())
+            con.register("quarantine", delta.dataset(lake, quarantine))
         else:
             con.execute("CREATE TEMP TABLE quarantine (batch_id VARCHAR, ordinal BIGINT)")
         row = con.execute(

@@ -155,7 +155,7 @@ def ingested_files(lake: Lake) -> set[str]:
     dt = delta.open_table(lake, TABLE)
     if dt is None:
         return set()
-    ds = dt.to_pyarrow_dataset()
+    ds = delta.dataset(lake, dt)
     col = ds.to_table(columns=["source_file"], filter=pc.field("source_system") == "landing")["source_file"]
     return {str(v) for v in pc.unique(col).to_pylist() if v is not None}
 
@@ -195,7 +195,7 @@ def rows_per_file(lake: Lake) -> dict[str, int]:
     dt = delta.open_table(lake, TABLE)
     if dt is None:
         return {}
-    col = dt.to_pyarrow_dataset().to_table(
+    col = delta.dataset(lake, dt).to_table(
         columns=["source_file"], filter=pc.field("source_system") == "landing"
     )["source_file"]
     counts = pc.value_counts(col).to_pylist()

@@ -60,7 +60,7 @@ def high_water_mark(lake: Lake, table: SourceTable) -> datetime | None:
     dt = delta.open_table(lake, table.bronze)
     if dt is None:
         return None
-    col = dt.to_pyarrow_dataset().to_table(columns=["updated_at"])["updated_at"]
+    col = delta.dataset(lake, dt).to_table(columns=["updated_at"])["updated_at"]
     value = pc.max(col).as_py() if len(col) else None
     return value
 
@@ -84,7 +84,7 @@ def extract_table(
     rec.rows_in = con.execute("SELECT count(*) FROM extracted").fetchone()[0]  # type: ignore[index]
     dt = delta.open_table(lake, table.bronze)
     if dt is not None and lower is not None:
-        seen = dt.to_pyarrow_dataset().to_table(
+        seen = delta.dataset(lake, dt).to_table(
             columns=[*table.keys, "updated_at", "_row_hash"], filter=pc.field("updated_at") >= lower
         )
     else:

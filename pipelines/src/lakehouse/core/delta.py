@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from deltalake import (
     ColumnProperties,
     CommitProperties,
@@ -19,7 +21,7 @@ from deltalake import (
 )
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.core.storage import Lake
+from lakehouse.core.storage import LAYERS, Lake
 
 CDF = {"delta.enableChangeDataFeed": "true"}
 # operationMetrics keys with the rows a commit added: delta-rs, then delta-spark
@@ -83,6 +85,27 @@ def open_table(lake: Lake, table: str) -> DeltaTable | None:
         return lake.table(table)
     except TableNotFoundError:
         return None
+
+
+def dataset(lake: Lake, dt: DeltaTable) -> pads.Dataset:
+    """The table's current files as an Arrow dataset, read through pyarrow's own filesystem.
+
+    Without a filesystem, delta-rs reads through a Python file handler: Arrow's I/O threads then
+    release its buffers under the GIL, and one still in flight when the interpreter finalizes
+    aborts the process ("terminate called without an active exception") after a run that worked.
+    """
+    uri = dt.table_uri.rstrip("/")
+    fs: pafs.FileSystem
+    if uri.startswith("s3://"):
+        layer = next(
+            (name for name in LAYERS if uri.startswith(lake.layer_uri(name).rstrip("/") + "/")), None
+        )
+        if layer is None:
+            return dt.to_pyarrow_dataset()
+        fs, path = lake.filesystem(layer)[0], uri.removeprefix("s3://")
+    else:
+        fs, path = pafs.LocalFileSystem(), unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+    return dt.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(path, fs))
 
 
 def txn_version(lake: Lake, table: str, app_id: str) -> int | None:

@@ -15,3 +15,17 @@ class ServiceError(LakehouseError):
 
 class ReconciliationError(LakehouseError):
     """A run's counts do not add up."""
+
+
+class TransientError(LakehouseError):
+    """Trying again later may succeed: another run holds a lock, a service is not reachable yet.
+    The CLI exits with its own code for these, so a scheduler retries them and nothing else."""
+
+
+class StepLockedError(TransientError):
+    """Another run of the same step holds its lock."""
+
+
+class CheckFailedError(LakehouseError):
+    """A data check failed (a quality gate, a dbt test): the data, not the run, is wrong, so
+    running the same command again would fail the same way."""

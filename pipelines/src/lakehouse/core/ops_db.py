@@ -161,7 +161,7 @@ def publish_reconciliation(lake: Lake, serving: PostgresSettings) -> int | None:
             ensure(conn)
             conn.autocommit = False
             newest = conn.execute("SELECT max(finished_at) FROM ops.reconciliation").fetchone()
-            data = dt.to_pyarrow_dataset()
+            data = delta.dataset(lake, dt)
             if newest and newest[0] is not None:
                 cutoff: datetime = newest[0] - CATCH_UP
                 table = data.to_table(filter=pc.field("finished_at") >= pc.scalar(cutoff))

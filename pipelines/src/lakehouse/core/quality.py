@@ -110,7 +110,7 @@ def history(lake: Lake, last: int = 50) -> list[dict[str, Any]]:
     if dt is None:
         return []
     rows: list[dict[str, Any]] = (
-        dt.to_pyarrow_table().sort_by([("checked_at", "descending")]).slice(0, last).to_pylist()
+        delta.dataset(lake, dt).to_table().sort_by([("checked_at", "descending")]).slice(0, last).to_pylist()
     )
     return rows
 

@@ -54,15 +54,32 @@ def build(
     select: list[str] | None = None,
     on_line: Callable[[str], None] | None = None,
     full_refresh: bool = False,
+    indirect_selection: str | None = None,
 ) -> BuildResult:
     """Run `dbt build`; record every test as a gold quality result; export marts to Delta.
 
     Does not raise on failing tests (dbt skips what depends on them); check `.ok`, or call
-    `gate.enforce(result.report)` to stop downstream work."""
+    `gate.enforce(result.report)` to stop downstream work. Holds the build database from dbt's
+    run to the ledger and the Delta export (see DbtProject.exclusive)."""
+    with project.exclusive():
+        return _build(project, lake, select, on_line, full_refresh, indirect_selection)
+
+
+def _build(
+    project: DbtProject,
+    lake: Lake,
+    select: list[str] | None,
+    on_line: Callable[[str], None] | None,
+    full_refresh: bool,
+    indirect_selection: str | None,
+) -> BuildResult:
     run_id = new_run_id()
     start = time.perf_counter()
     args = (
-        ["build"] + (["--select", *select] if select else []) + (["--full-refresh"] if full_refresh else [])
+        ["build"]
+        + (["--select", *select] if select else [])
+        + (["--indirect-selection", indirect_selection] if indirect_selection else [])
+        + (["--full-refresh"] if full_refresh else [])
     )
     run = project.run(lake, args, on_line, job="lakehouse.gold.build")
     results_file = project.target_path / "run_results.json"

@@ -13,23 +13,32 @@ that is not in a virtualenv) or with LAKEHOUSE_DBT_RUNNER=off, each command runs
 
 Per lake, the build keeps its DuckDB file and dbt artifacts under
 <state>/gold/<lake-id>/ (gold.duckdb, target/, logs/), so lakes sharing a state dir never mix.
+
+One writer by design: DuckDB lets one process at a time open gold.duckdb for writing, and every
+dbt command rewrites target/ (manifest, run_results.json) and the build ledger. So each dbt
+invocation (and whatever reads its artifacts right after) holds `DbtProject.exclusive()`, a file
+lock beside gold.duckdb: concurrent gold tasks (Airflow's per-model fan-out at any parallelism)
+wait for one another instead of colliding. A wait longer than LAKEHOUSE_DBT_LOCK_WAIT_S (default
+3600) is a transient failure (exit 75: a scheduler retries it).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lakehouse.core import lineage
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, TransientError
 from lakehouse.core.settings import PostgresSettings, Settings
 from lakehouse.core.storage import Lake
 
@@ -38,10 +47,17 @@ DBT_DIR_ENV = "LAKEHOUSE_DBT_PROJECT"  # path of the dbt project
 RUNNER_ENV = "LAKEHOUSE_DBT_RUNNER"  # off: plain `dbt` processes (no lineage)
 RUNNER = Path("scripts") / "run_dbt.py"  # in the dbt project
 _MARK = "@@lakehouse-dbt "  # the runner's line before each command's output
+LOCK_WAIT_ENV = "LAKEHOUSE_DBT_LOCK_WAIT_S"
+# lock files this process holds, with their depth: a build that holds the lock runs dbt inside it
+_HELD: dict[Path, int] = {}
 
 
 class DbtError(LakehouseError):
     """dbt is missing, or a dbt command failed to run at all (not a failing test)."""
+
+
+class DbtLockedError(DbtError, TransientError):
+    """dbt could not open the build database: another process holds DuckDB's lock on it."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,42 @@ class DbtProject:
     def ledger_path(self) -> Path:
         """Per dbt node, its result in the latest `dbt build` that ran it (see BuildLedger)."""
         return self.work_dir / "build_ledger.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.work_dir / "dbt.lock"
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the build database and the dbt artifacts for this process (waits for another
+        process holding them; re-entrant within this process)."""
+        path = self.lock_path
+        if _HELD.get(path):
+            _HELD[path] += 1
+            try:
+                yield
+            finally:
+                _HELD[path] -= 1
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        wait = float(os.environ.get(LOCK_WAIT_ENV, "3600"))
+        with open(path, "w") as handle:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TransientError(
+                            f"another dbt process held {path} for more than {wait:.0f} s; try again later"
+                        ) from None
+                    time.sleep(0.2)
+            _HELD[path] = 1
+            try:
+                yield
+            finally:
+                del _HELD[path]
 
     def database_state(self) -> dict[str, Any]:
         """What changes whenever anything writes the build database (gold.duckdb and its WAL)."""
@@ -236,6 +288,16 @@ class DbtProject:
             raise DbtError(f"no dbt project at {self.project_dir} (set {DBT_DIR_ENV})")
         if not commands:
             return []
+        with self.exclusive():
+            return self._run_many(lake, commands, on_line, job)
+
+    def _run_many(
+        self,
+        lake: Lake,
+        commands: Sequence[tuple[Sequence[str], str]],
+        on_line: Callable[[str], None] | None,
+        job: str | None,
+    ) -> list[DbtRun]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         runner = self.runner
         if runner is None:
@@ -294,6 +356,10 @@ class DbtProject:
     def _check(args: Sequence[str], run: DbtRun) -> None:
         if run.returncode == 2 or (run.returncode != 0 and not run.results):
             tail = "\n".join(run.output.splitlines()[-15:])
+            if "Could not set lock on file" in run.output:
+                raise DbtLockedError(
+                    f"dbt {' '.join(args)}: the build database is locked by another process:\n{tail}"
+                )
             raise DbtError(f"dbt {' '.join(args)} failed to run (exit {run.returncode}):\n{tail}")
 
     def _stream(

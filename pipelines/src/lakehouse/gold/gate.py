@@ -24,7 +24,7 @@ import psycopg
 
 from lakehouse.bronze import contracts as bronze_contracts
 from lakehouse.core import quality
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import CheckFailedError, LakehouseError
 from lakehouse.core.quality import CheckResult
 from lakehouse.core.reconcile import new_run_id
 from lakehouse.core.storage import Lake
@@ -47,7 +47,7 @@ _STATUS = {
 }
 
 
-class QualityGateError(LakehouseError):
+class QualityGateError(CheckFailedError):
     """A layer's gate failed: downstream steps must not run."""
 
     def __init__(self, report: GateReport) -> None:
@@ -75,7 +75,10 @@ class GateReport:
 
     @property
     def passed(self) -> bool:
-        return not self.blocking and bool(self.results)
+        # A selection without tests (a report model, one `--select` of the per-model fan-out)
+        # checks nothing and so blocks nothing: it passes and says "no checks". A gate that needs
+        # its checks to exist adds a failing row itself (gold's "gold:built").
+        return not self.blocking
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -181,7 +184,8 @@ def run_gate(
     start = time.perf_counter()
     report.results += quality.check(lake, layer, LAYER_CONTRACTS.get(layer, ()), report.run_id)
     if layer in ("silver", "gold"):
-        report.results += _dbt_checks(project, lake, report, on_line, rerun)
+        with project.exclusive():  # the ledger and the build database stay as they were read
+            report.results += _dbt_checks(project, lake, report, on_line, rerun)
     report.seconds = time.perf_counter() - start
     quality.store(lake, report.results)
     if publish:
@@ -205,6 +209,7 @@ def summary_json(report: GateReport) -> str:
             "layer": report.layer,
             "run_id": report.run_id,
             "passed": report.passed,
+            "checks": len(report.results),
             "counts": report.counts(),
             "notes": report.notes,
             "failed": [

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, TransientError
 from lakehouse.core.settings import PostgresSettings
 
 DASHBOARD_QUERIES: dict[str, str] = {
@@ -68,7 +68,7 @@ def headline(serving: PostgresSettings) -> Kpis:
     except psycopg.errors.UndefinedTable:
         raise LakehouseError("PostgreSQL has no gold marts yet: run `lakehouse gold publish`") from None
     except psycopg.OperationalError as exc:
-        raise LakehouseError(f"serving database not reachable: {str(exc).strip().splitlines()[0]}") from None
+        raise TransientError(f"serving database not reachable: {str(exc).strip().splitlines()[0]}") from None
     if summary is None:
         raise LakehouseError("gold.rpt_executive_summary is empty")
     return Kpis(summary, last_day or {}, peak or {})

@@ -211,7 +211,13 @@ def _load_table(conn: psycopg.Connection[Any], con: duckdb.DuckDBPyConnection, m
 
 
 def publish(project: DbtProject, check_gate: bool = True) -> PublishResult:
-    """Copy every published mart to PostgreSQL `gold` and swap it in atomically."""
+    """Copy every published mart to PostgreSQL `gold` and swap it in atomically (reading the
+    build database while no dbt process writes it)."""
+    with project.exclusive():
+        return _publish(project, check_gate)
+
+
+def _publish(project: DbtProject, check_gate: bool) -> PublishResult:
     if check_gate:
         last_build_passed(project)
     manifest = project.artifact("manifest.json")

@@ -32,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lakehouse.core import delta
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
@@ -74,7 +75,7 @@ def _write_table(lake: Lake, name: str, path: Path) -> tuple[int, int, str]:
     dt = lake.table(name)
     version = dt.version()
     etag = f'"{dt.metadata().id}-v{version}"'
-    dataset = dt.to_pyarrow_dataset()
+    dataset = delta.dataset(lake, dt)
     schema = _plain_schema(dataset.schema)
     rows = 0
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:

@@ -98,7 +98,7 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
         lake.duckdb_s3(con)
         for name, table in reference.lookups(silver.base_currency).items():
             con.register(name, table)
-        con.register("bronze_snapshot", bronze.to_pyarrow_dataset())
+        con.register("bronze_snapshot", delta.dataset(lake, bronze))
         con.register(
             "batch_versions",
             pa.table({"batch_id": list(versions), "commit_version": list(versions.values())}),
@@ -180,7 +180,7 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
 def _count(con: object, lake: Lake, table: str, where: str) -> int:
     dt = delta.open_table(lake, table)
     assert dt is not None
-    con.register("counted", dt.to_pyarrow_dataset())  # type: ignore[attr-defined]
+    con.register("counted", delta.dataset(lake, dt))  # type: ignore[attr-defined]
     return int(con.execute(f"SELECT count(*) FROM counted WHERE {where}").fetchone()[0])  # type: ignore[attr-defined]
 
 
@@ -202,7 +202,7 @@ def _replace_quarantine(lake: Lake, con: object, run_id: str, first: date, last:
     target = pa.schema(dt.schema())
     keys = new.select(list(IDENTITY))
     con.register("range_keys", keys)  # type: ignore[attr-defined]
-    con.register("quarantine_now", dt.to_pyarrow_dataset())  # type: ignore[attr-defined]
+    con.register("quarantine_now", delta.dataset(lake, dt))  # type: ignore[attr-defined]
     before = int(
         con.execute(  # type: ignore[attr-defined]
             "SELECT count(*) FROM quarantine_now AS t SEMI JOIN range_keys AS k USING (batch_id, ordinal)"
@@ -232,7 +232,7 @@ def _replace_quarantine(lake: Lake, con: object, run_id: str, first: date, last:
         .execute()
     )
     dt.update_incremental()
-    con.register("quarantine_now", dt.to_pyarrow_dataset())  # type: ignore[attr-defined]
+    con.register("quarantine_now", delta.dataset(lake, dt))  # type: ignore[attr-defined]
     after = int(
         con.execute(  # type: ignore[attr-defined]
             "SELECT count(*) FROM quarantine_now AS t SEMI JOIN range_keys AS k USING (batch_id, ordinal)"

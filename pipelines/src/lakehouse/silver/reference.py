@@ -35,8 +35,8 @@ def publish(lake: Lake, base_currency: str) -> None:
     for name, table in tables(base_currency).items():
         ownership.check(lake, name, ownership.EMBEDDED)
         current = delta.open_table(lake, name)
-        if current is not None and current.to_pyarrow_table().sort_by(table.column_names[0]).equals(
-            table.sort_by(table.column_names[0])
-        ):
+        if current is not None and delta.dataset(lake, current).to_table().sort_by(
+            table.column_names[0]
+        ).equals(table.sort_by(table.column_names[0])):
             continue
         delta.overwrite(lake, name, table)

@@ -90,10 +90,10 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
         rec.detail = "no new rows"
         return rec.finish()
     keys = pc.unique(new_rows[d.key])
-    history = src.to_pyarrow_dataset().to_table(filter=pc.field(d.key).isin(keys))
+    history = delta.dataset(lake, src).to_table(filter=pc.field(d.key).isin(keys))
     target = delta.open_table(lake, d.table)
     current = (
-        target.to_pyarrow_dataset().to_table(
+        delta.dataset(lake, target).to_table(
             columns=["version_key", d.key, "valid_from"], filter=pc.field(d.key).isin(keys)
         )
         if target is not None

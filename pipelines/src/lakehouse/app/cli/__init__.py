@@ -17,10 +17,11 @@ from rich.markup import escape
 from typer._click import exceptions as click  # typer vendors click: its exceptions live here
 
 from lakehouse.app.cli import check, generate, gold, maintain, pipeline, serve, services, spark, stream
-from lakehouse.app.cli.failures import describe
+from lakehouse.app.cli.failures import describe, transient
 from lakehouse.app.cli.logs import configure
 from lakehouse.app.cli.options import console, err_console
 from lakehouse.core import memory
+from lakehouse.core.errors import CheckFailedError
 
 app = typer.Typer(
     help="Ampere Lakehouse: generator, bronze, silver, gold, streaming and maintenance of the lake.",
@@ -47,9 +48,23 @@ def root(
     """Ampere Lakehouse: generator, bronze, silver, gold, streaming and maintenance of the lake."""
 
 
-# Exit codes: 1 a check failed (a quality gate, a dbt test), 2 the command could not do its work.
+# Exit codes: 1 a check failed (a quality gate, a dbt test), 2 the command could not do its work,
+# 75 (EX_TEMPFAIL) it could not do it now (a lock, a connection): only 75 is worth a retry.
+CHECK_FAILED = 1
 FAILED = 2
+TRANSIENT = 75
 INTERRUPTED = 130
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, click.UsageError):
+        return exc.exit_code
+    if isinstance(exc, CheckFailedError):
+        return CHECK_FAILED
+    try:
+        return TRANSIENT if transient(exc) else FAILED
+    except Exception:  # telling the kind must not fail the report of the failure
+        return FAILED
 
 
 def _split_debug(args: list[str]) -> tuple[list[str], bool]:
@@ -86,7 +101,31 @@ def main(argv: list[str] | None = None) -> None:
             line = describe(exc)
         except Exception:  # describing must not fail the report of the failure
             line = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        console.file.flush()  # what the command printed comes first; the error line is the last
         err_console.print(f"[red]error:[/] {escape(line)}")
-        code = exc.exit_code if isinstance(exc, click.UsageError) else FAILED
+        code = exit_code(exc)
     console.file.flush()
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if argv is None:
+        _leave(code)
+    sys.exit(code)
+
+
+def _leave(code: int) -> None:
+    """End the `lakehouse` process once the command is done, without the interpreter's teardown.
+
+    Native libraries' thread pools (Arrow's, DuckDB's) can abort in their destructors while the
+    interpreter tears down, after the command finished and committed its work: "terminate called
+    without an active exception", exit 134, which a scheduler takes for a failed task. Python's
+    exit handlers still run and every stream is flushed; only that teardown is skipped."""
+    import atexit
+    import contextlib
+    import logging
+
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for out in (sys.stdout, sys.stderr):
+        # a reader that went away (`| head`) or a closed stream: nothing left to say
+        with contextlib.suppress(OSError, ValueError):
+            out.flush()
+    os._exit(code)

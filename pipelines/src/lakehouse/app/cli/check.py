@@ -66,7 +66,11 @@ def check(
                 "[yellow]serving database not reachable: results kept in ops.quality_results (Delta) only[/]"
             )
     if not report.passed:
-        console.print(f"[red]quality gate '{layer}' failed: downstream steps must not run[/]")
+        bad = [r.check_name for r in report.blocking]
+        names = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        console.print(
+            f"[red]quality gate '{layer}' failed ({names}): downstream steps must not run[/]", soft_wrap=True
+        )
         raise typer.Exit(1)
 
 

@@ -4,6 +4,9 @@
 themselves; failures of the libraries underneath (Delta, S3, PostgreSQL, Kafka, DuckDB, Arrow,
 bad arguments) are recognised here, so no command needs a try/except of its own. Anything else
 is a bug: it is named as one, and `--debug` shows its traceback.
+
+`transient(exc)` tells the failures worth trying again (a lock another run holds, a service not
+reachable, a concurrent Delta commit) from those that would fail the same way again.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 from typer._click import exceptions as click  # typer vendors click: its exceptions live here
 
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, TransientError
 
 DEBUG_HINT = "run again with --debug for the traceback"
 
@@ -143,3 +146,46 @@ def describe(exc: BaseException) -> str:
     return (
         f"unexpected {name}{': ' + detail if detail else ''} ({DEBUG_HINT}; this is a bug, please report it)"
     )
+
+
+# What a service that is down or busy says, in the messages of the libraries that reach it.
+_UNREACHABLE = (
+    "connection refused",
+    "error sending request",
+    "could not connect",
+    "connection reset",
+    "timed out",
+    "temporarily unavailable",
+    "could not set lock on file",  # DuckDB: another process has the database open
+    "conflicting lock is held",
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """True when the same command may succeed later unchanged: a lock, a connection, a race."""
+    if isinstance(exc, TransientError):
+        return True
+    from lakehouse.core.kafka import BrokerUnavailable
+
+    if isinstance(exc, BrokerUnavailable):
+        return "not running" in str(exc)  # down or not answering; a refused login is not transient
+    if isinstance(exc, LakehouseError | click.ClickException):
+        return False  # the package's own verdicts and bad arguments do not change by waiting
+    from deltalake.exceptions import CommitFailedError
+
+    if isinstance(exc, CommitFailedError):
+        return True  # another writer committed first: a new attempt reads its version
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError | psycopg.errors.LockNotAvailable):
+        return True
+    if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
+        return True
+    from confluent_kafka import KafkaException
+
+    if isinstance(exc, KafkaException):
+        err = exc.args[0] if exc.args else None
+        return bool(getattr(err, "retriable", lambda: False)())
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and any(m in str(exc).lower() for m in _UNREACHABLE)

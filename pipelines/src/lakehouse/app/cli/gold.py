@@ -3,6 +3,7 @@ write the HTML report. Registered by the main CLI as `lakehouse gold`."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +22,13 @@ app = typer.Typer(
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="stream dbt's output")]
 
 
+class IndirectSelection(StrEnum):
+    eager = "eager"
+    buildable = "buildable"
+    cautious = "cautious"
+    empty = "empty"
+
+
 def _dbt_line(line: str) -> None:
     console.print(line, highlight=False, markup=False)
 
@@ -30,6 +38,14 @@ def build_cmd(
     env: EnvOpt = None,
     set_: SetOpt = None,
     select: Annotated[list[str] | None, typer.Option("--select", "-s", help="dbt node selection")] = None,
+    indirect_selection: Annotated[
+        IndirectSelection | None,
+        typer.Option(
+            "--indirect-selection",
+            help="which tests of the selection run (dbt's flag); buildable: only tests whose other "
+            "parents are upstream of the selection (one task per model builds its siblings later)",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """dbt build (seeds, models with enforced contracts, data and unit tests); marts to Delta gold.*."""
@@ -44,6 +60,7 @@ def build_cmd(
             existing_lake(settings),
             select=select,
             on_line=_dbt_line if verbose else b.dbt("dbt build"),
+            indirect_selection=indirect_selection.value if indirect_selection else None,
         )
     console.print(gate_table(result.report))
     built = sum(1 for r in result.run.results if r.resource_type == "model" and r.status == "success")
@@ -51,9 +68,16 @@ def build_cmd(
         f"dbt build: {built} models in {result.run.seconds:.1f}s; {len(result.tables)} marts exported to Delta gold.*"
     )
     if not result.ok:
-        console.print("[red]gold build failed: nothing downstream (publish, report) may run[/]")
         if not verbose:
             console.print("\n".join(result.run.output.splitlines()[-25:]), highlight=False, markup=False)
+        # the last line names what failed: a scheduler's failure notice quotes it
+        failed = [r.name for r in result.run.failed] or [r.check_name for r in result.report.blocking]
+        names = ", ".join(failed[:5]) + (" ..." if len(failed) > 5 else "")
+        console.print(
+            f"[red]gold build failed ({names or 'dbt exit ' + str(result.run.returncode)}): "
+            "nothing downstream (publish, report) may run[/]",
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
 
 

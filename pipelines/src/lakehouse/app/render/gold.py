@@ -19,7 +19,7 @@ def gate_table(report: GateReport, all_rows: bool = False) -> RenderableType:
     """A passing gate is one line; a failing one (or --all) lists its checks under that line,
     one per line with its kind and failures, its message indented below (a list, not a table:
     dbt's check names run to 80 characters and stay whole)."""
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items()))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts().items())) or "no checks"
     verdict = "[green]PASSED[/]" if report.passed else "[red]FAILED[/]"
     head = f"Quality gate {report.layer}: {verdict} ({counts}; {report.seconds:.1f}s, run {report.run_id})"
     notes = f" — {'; '.join(report.notes)}" if report.notes else ""

@@ -223,7 +223,7 @@ def _silver_rows_per_file(lake: Lake, table: str, file_col: str, system_col: str
         return {}
     con = lake.duckdb()
     try:
-        con.register("t", dt.to_pyarrow_dataset())
+        con.register("t", delta.dataset(lake, dt))
         rows = con.execute(
             f"SELECT {file_col}, count(*) FROM t WHERE {system_col} = 'landing' GROUP BY 1"
         ).fetchall()
@@ -270,7 +270,7 @@ def quarantine_rows(lake: Lake, run_ids: list[str] | None = None) -> list[tuple[
         return []
     con = lake.duckdb()
     try:
-        con.register("q", dt.to_pyarrow_dataset())
+        con.register("q", delta.dataset(lake, dt))
         where = "WHERE run_id IN (SELECT unnest(?))" if run_ids else ""
         rows = con.execute(
             f"SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM q {where}) GROUP BY r ORDER BY 2 DESC, 1",
@@ -354,7 +354,7 @@ def stored_reconciliation_rows(lake: Lake, last: int = 20) -> list[dict[str, Any
     dt = delta.open_table(lake, reconcile.TABLE)
     if dt is None:
         return []
-    table = dt.to_pyarrow_table().sort_by([("finished_at", "descending")])
+    table = delta.dataset(lake, dt).to_table().sort_by([("finished_at", "descending")])
     return table.slice(0, last).to_pylist()
 
 

@@ -83,7 +83,9 @@ def publish_reference(spark: SparkSession, lake: Lake, base_currency: str) -> No
     for name, table in reference.tables(base_currency).items():
         current = delta.open_table(lake, name)
         key = table.column_names[0]
-        if current is not None and current.to_pyarrow_table().sort_by(key).equals(table.sort_by(key)):
+        if current is not None and delta.dataset(lake, current).to_table().sort_by(key).equals(
+            table.sort_by(key)
+        ):
             continue
         frame = spark.createDataFrame(table)
         uri = lake.table_uri(name)
