@@ -8,8 +8,7 @@ running it again would fail the same way.
 * LAKEHOUSE_EXECUTION=local: BashOperator runs the pipeline CLI of the pipeline's own virtualenv as
   a subprocess (Airflow's and the pipeline's dependencies never mix).
 * LAKEHOUSE_EXECUTION=kubernetes: KubernetesPodOperator runs the same command in the pipeline image
-  (embedded engine in a pod); with LAKEHOUSE_ENGINE=spark the silver step is a SparkApplication
-  submitted by SparkKubernetesOperator (dags/k8s/spark/silver-sparkapplication.yaml).
+  (embedded engine in a pod).
 
 Gold is dbt: with a parsed dbt project (manifest.json), one task per dbt model, wired by the
 models' refs, each running `lakehouse gold build --select <model>`, which runs dbt in dbt's own
@@ -205,21 +204,7 @@ def ingest(*, publish: bool = False) -> list[BaseOperator]:
 
 def silver(*, publish: bool = False) -> list[BaseOperator]:
     """bronze -> silver on the configured engine, then the silver gate."""
-    if config.EXECUTION == "kubernetes" and config.ENGINE == "spark":
-        from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import (
-            SparkKubernetesOperator,
-        )
-
-        step: BaseOperator = SparkKubernetesOperator(
-            task_id="silver",
-            namespace=config.K8S_NAMESPACE,
-            application_file="k8s/spark/silver-sparkapplication.yaml",
-            kubernetes_conn_id="kubernetes_default",
-            get_logs=True,
-            delete_on_termination=True,
-        )
-    else:
-        step = lakehouse("silver", "silver")
+    step = lakehouse("silver", "silver")
     check = gate("silver", publish=publish)
     step >> check
     return [step, check]

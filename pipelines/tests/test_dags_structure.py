@@ -96,8 +96,11 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "LAKEHOUSE_DBT_MANIFEST": str(manifest),
                 "LAKEHOUSE_DBT_DIR": str(dbt_dir),
             },
-            "kubernetes_spark": {
+            "kubernetes": {
                 "LAKEHOUSE_EXECUTION": "kubernetes",
+                "LAKEHOUSE_DBT_MANIFEST": no_manifest,
+            },
+            "spark_engine": {
                 "LAKEHOUSE_ENGINE": "spark",
                 "LAKEHOUSE_DBT_MANIFEST": no_manifest,
             },
@@ -105,7 +108,7 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
 
 
-@pytest.mark.parametrize("mode", ["local", "local_dbt", "kubernetes_spark"])
+@pytest.mark.parametrize("mode", ["local", "local_dbt", "kubernetes"])
 def test_dagbag_imports_without_errors_or_warnings(bags: dict[str, Any], mode: str) -> None:
     bag = bags[mode]
     assert bag["import_errors"] == {}
@@ -142,7 +145,7 @@ def _reaches(tasks: dict[str, Any], start: str, goal: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("mode", ["local", "local_dbt", "kubernetes_spark"])
+@pytest.mark.parametrize("mode", ["local", "local_dbt", "kubernetes"])
 def test_every_task_has_owner_retries_timeout_callback(bags: dict[str, Any], mode: str) -> None:
     for dag_id, dag in bags[mode]["dags"].items():
         assert "lakehouse" in dag["tags"] and len(dag["tags"]) >= 2, dag_id
@@ -263,15 +266,9 @@ def test_one_task_per_dbt_model_following_refs(bags: dict[str, Any]) -> None:
     assert "bronze_kafka" not in bags["local_dbt"]["dags"]["lakehouse_pipeline"]["tasks"]
 
 
-def test_kubernetes_mode_runs_pods_and_spark(bags: dict[str, Any]) -> None:
-    tasks = bags["kubernetes_spark"]["dags"]["lakehouse_pipeline"]["tasks"]
-    assert tasks["silver"]["operator"] == "SparkKubernetesOperator"
-    # Airflow reads the template file (dags/k8s/spark/...) when it parses the DAG
-    spark_template = (DAGS / "k8s" / "spark" / "silver-sparkapplication.yaml").read_text()
-    assert tasks["silver"]["application_file"] == spark_template
+def test_kubernetes_mode_runs_every_task_in_a_pod(bags: dict[str, Any]) -> None:
+    tasks = bags["kubernetes"]["dags"]["lakehouse_pipeline"]["tasks"]
     for task_id, task in tasks.items():
-        if task_id == "silver":
-            continue
         assert task["operator"] == "KubernetesPodOperator", task_id
         args = task["arguments"]
         assert task["image"] and args[args.index("--env") + 1] == "local", task_id
@@ -293,3 +290,13 @@ def test_dag_files_stay_thin() -> None:
         ):
             assert forbidden not in text, f"{path.name}: {forbidden!r}"
     assert Path(DAGS / "lakehouse_airflow" / "tasks.py").is_file()
+
+
+def test_the_spark_engine_is_refused_in_one_line(bags: dict[str, Any]) -> None:
+    """No Spark image or SparkApplication exists for the DAGs to submit: asking for the Spark
+    engine stops every DAG file at import with the reason, instead of scheduling what cannot run."""
+    errors = bags["spark_engine"]["import_errors"]
+    assert len(errors) == len(EXPECTED_DAGS), errors
+    assert not bags["spark_engine"]["dags"]
+    for message in errors.values():
+        assert "LAKEHOUSE_ENGINE='spark': the DAGs run the embedded engine only" in message, message
