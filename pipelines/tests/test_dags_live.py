@@ -138,6 +138,9 @@ class Live:
         return int(self.lake.table(table).version())
 
     def run_ok(self, dag_id: str, conf: dict[str, Any] | None = None) -> tuple[str, dict[str, str]]:
+        # DAGs start paused, and a paused DAG's triggered run stays queued: unpause it first, as
+        # the README tells a user to
+        self.api.unpause(dag_id)
         run_id = self.api.trigger(dag_id, conf)
         state = self.api.wait(dag_id, run_id)
         tasks = self.api.tasks(dag_id, run_id)
