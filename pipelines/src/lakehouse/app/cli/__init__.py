@@ -105,27 +105,4 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[red]error:[/] {escape(line)}")
         code = exit_code(exc)
     console.file.flush()
-    code = code if isinstance(code, int) else 0
-    if argv is None:
-        _leave(code)
-    sys.exit(code)
-
-
-def _leave(code: int) -> None:
-    """End the `lakehouse` process once the command is done, without the interpreter's teardown.
-
-    Native libraries' thread pools (Arrow's, DuckDB's) can abort in their destructors while the
-    interpreter tears down, after the command finished and committed its work: "terminate called
-    without an active exception", exit 134, which a scheduler takes for a failed task. Python's
-    exit handlers still run and every stream is flushed; only that teardown is skipped."""
-    import atexit
-    import contextlib
-    import logging
-
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    for out in (sys.stdout, sys.stderr):
-        # a reader that went away (`| head`) or a closed stream: nothing left to say
-        with contextlib.suppress(OSError, ValueError):
-            out.flush()
-    os._exit(code)
+    sys.exit(code if isinstance(code, int) else 0)
