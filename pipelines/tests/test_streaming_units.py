@@ -123,3 +123,25 @@ def test_restart_offsets_sets_every_partition_back_to_zero_in_one_commit(setting
     assert last["lakehouse.reason"] == "topic recreated"
     assert json.loads(last["lakehouse.offsets_restarted"]) == {"0": 42, "1": None}
     assert dt.to_pyarrow_table().num_rows == 0
+
+
+def test_status_files_skip_a_file_removed_while_listed(settings_factory: Any, monkeypatch: Any) -> None:
+    """Two consumers of one group in one process each clean up the status files of finished
+    processes: a file the other removed between the listing and the stat is skipped, not an error."""
+    from pathlib import Path
+
+    from lakehouse.app.streaming import status_files
+
+    settings = settings_factory(fresh_state=True)
+    folder = settings.state_path / "streaming"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = folder / "g-1.json"
+    kept.write_text("{}")
+    gone = folder / "g-2.json"  # listed, then removed by the other consumer
+    real_glob = Path.glob
+
+    def glob(self: Path, pattern: str) -> Any:
+        return [*real_glob(self, pattern), gone]
+
+    monkeypatch.setattr(Path, "glob", glob)
+    assert status_files(settings, "g") == [kept]

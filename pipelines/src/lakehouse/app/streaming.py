@@ -52,8 +52,13 @@ def status_file(settings: Settings, group: str, pid: int | None = None) -> Path:
 def status_files(settings: Settings, group: str) -> list[Path]:
     """Status files of `group`'s processes, newest first."""
     folder = settings.state_path / "streaming"
-    files = list(folder.glob(f"{group}-*.json")) if folder.exists() else []
-    return sorted(files, key=lambda f: f.stat().st_mtime, reverse=True)
+    dated = []
+    for f in folder.glob(f"{group}-*.json") if folder.exists() else []:
+        # another consumer of the group may remove a finished process's file between the listing
+        # and this look at it
+        with contextlib.suppress(FileNotFoundError):
+            dated.append((f.stat().st_mtime, f))
+    return [f for _, f in sorted(dated, reverse=True)]
 
 
 @dataclass
