@@ -168,6 +168,9 @@ def test_defect11_no_decrypted_secret_reaches_the_disk(tmp_path: Path):
     # The scan sees a file fact cache (the old configuration), so the check above can fail.
     leaky = tmp_path / "leaky"
     leaky.mkdir()
-    _load_dev_secrets(leaky, ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(leaky / "facts"))
-    found = secret_scan.scan_state(leaky)
-    assert any("facts" in name for name, _ in found)
+    try:
+        _load_dev_secrets(leaky, ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(leaky / "facts"))
+        found = secret_scan.scan_state(leaky)
+        assert any("facts" in name for name, _ in found)
+    finally:
+        shutil.rmtree(leaky)  # the decrypted values of this control leave no copy behind
