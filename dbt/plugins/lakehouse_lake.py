@@ -24,7 +24,8 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         self.lake_uri = os.environ.get("LAKEHOUSE_LAKE_URI", "")
         self.locations = [
-            os.environ.get(var, "") for var in ("LAKEHOUSE_LAKE_URI", "LAKEHOUSE_SILVER_URI", "LAKEHOUSE_OPS_URI")
+            os.environ.get(var, "")
+            for var in ("LAKEHOUSE_LAKE_URI", "LAKEHOUSE_SILVER_URI", "LAKEHOUSE_OPS_URI")
         ]
 
     def configure_connection(self, conn: Any) -> None:
