@@ -1,0 +1,10 @@
+# The engine benchmark (pipelines/bench/engines.py); included by the root Makefile, so $(VENV) and
+# the `setup` and `jars-spark` targets come from there.
+
+BENCH_EVENTS ?= 1000000
+BENCH_ENGINES_ARGS ?=
+
+.PHONY: bench-engines
+
+bench-engines: setup jars-spark ## Embedded engine vs delta-spark local[2]: silver events (BENCH_EVENTS, default 1M) and 1M-row MERGEs; report in .state/bench/engines.md
+	cd pipelines && $(VENV)/bin/python -m bench.engines --events $(BENCH_EVENTS) $(BENCH_ENGINES_ARGS)
