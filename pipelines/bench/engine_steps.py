@@ -1,0 +1,318 @@
+"""The measured steps of `make bench-engines`, as each runs inside its own subprocess, and the
+inputs they share: the cached bronze.events (bench.bronze_silver) and the MERGE tables built here.
+The Spark peer's settings live here too: the steps build its session, the report lists them."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.bronze_silver import _settings
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+# The Spark peer, tuned for one machine with 2 cores and 24 GiB shared with other work.
+SPARK_MASTER = "local[2]"
+SPARK_DRIVER_MEMORY = "4g"  # local mode: the driver is all of Spark; 1M-10M events fit with room
+SPARK_SHUFFLE_PARTITIONS = 4  # two per core; AQE coalesces the small ones
+SPARK_TUNING = {
+    # AQE on (also set by core.spark): coalesce shuffle partitions, split skewed joins
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.adaptive.skewJoin.enabled": "true",
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "64m",
+    # read splits: a 1M-event bronze (~100 MB) gives each core at least one split
+    "spark.sql.files.maxPartitionBytes": "64m",
+    "spark.sql.files.openCostInBytes": "4m",
+    # file sizes: bin rows into ~128 MB files per partition value instead of one file per task
+    # and event_date (silver.events is partitioned by day)
+    "spark.databricks.delta.optimizeWrite.enabled": "true",
+    "spark.databricks.delta.optimizeWrite.binSize": "128m",
+    # broadcast the reference lookups and small dedup sides, never the event rows
+    "spark.sql.autoBroadcastJoinThreshold": "32m",
+    # a throughput collector for batch work on 2 cores (G1's concurrent threads compete with tasks)
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+    "spark.sql.parquet.compression.codec": "snappy",  # what delta-rs writes by default
+}
+
+# columns that differ between two runs by nature (run ids, batch ids, times of the run, the
+# bronze commit version a row came from); every other column is hashed
+SILVER_SKIP = ("_run_id", "_batch_id", "_ingestion_time", "_commit_version")
+QUARANTINE_HASHED = (
+    "reasons",
+    "raw_value",
+    "raw_bytes",
+    "event_id",
+    "source_system",
+    "source_file",
+    "source_line",
+    "ordinal",
+)
+MERGE_SKIP = ("_run_id",)
+
+NOT_MEASURED = {
+    "scd2 on spark": "the package has no Spark SCD2 job (silver/spark/ holds silver events and "
+    "current state only); the embedded SCD2 MERGE is measured alone",
+    "kafka -> bronze": "the package has no Spark Structured Streaming job from Kafka into "
+    "bronze.events, so there is no Spark peer to run against the embedded consumer",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench-engines] {msg}", flush=True)
+
+
+# -- the MERGE inputs: a 1M-row table and a change batch, written once ---------------------------
+
+
+def _orders(first: int, count: int, updated: datetime, status: str, batch: str) -> Any:
+    import pyarrow as pa
+
+    ids = pa.array(range(first, first + count), pa.int64())
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return pa.table(
+        {
+            "order_id": ids,
+            "customer_id": pa.array([i % 50_000 + 1 for i in range(first, first + count)], pa.int64()),
+            "status": pa.array([status] * count, pa.string()),
+            "currency": pa.array(["EUR"] * count, pa.string()),
+            "order_ts": pa.array([base] * count, pa.timestamp("us", "UTC")),
+            "updated_at": pa.array([updated] * count, pa.timestamp("us", "UTC")),
+            "_row_hash": pa.array([f"{i:x}-{status}" for i in range(first, first + count)], pa.string()),
+            "_extracted_at": pa.array([updated] * count, pa.timestamp("us", "UTC")),
+            "_batch_id": pa.array([batch] * count, pa.string()),
+            "_run_id": pa.array([batch] * count, pa.string()),
+        }
+    )
+
+
+def _customers(first: int, count: int, updated: datetime, segment: str, batch: str) -> Any:
+    import pyarrow as pa
+
+    keys = range(first, first + count)
+    return pa.table(
+        {
+            "customer_id": pa.array(keys, pa.int64()),
+            "full_name": pa.array([f"Customer {i}" for i in keys], pa.string()),
+            "email": pa.array([f"c{i}@example.org" for i in keys], pa.string()),
+            "country": pa.array(["DE"] * count, pa.string()),
+            "segment": pa.array([segment] * count, pa.string()),
+            "created_at": pa.array([datetime(2025, 1, 1, tzinfo=UTC)] * count, pa.timestamp("us", "UTC")),
+            "updated_at": pa.array([updated] * count, pa.timestamp("us", "UTC")),
+            "_row_hash": pa.array([f"{i:x}-{segment}" for i in keys], pa.string()),
+            "_extracted_at": pa.array([updated] * count, pa.timestamp("us", "UTC")),
+            "_batch_id": pa.array([batch] * count, pa.string()),
+            "_run_id": pa.array([batch] * count, pa.string()),
+        }
+    )
+
+
+def change_batch_shape(rows: int) -> dict[str, int]:
+    """The change batch MERGEd into a `rows`-row table: half the keys changed (newer), a quarter
+    replayed with an older updated_at (must not win), a quarter of new keys."""
+    return {"updated": rows // 2, "stale": rows // 4, "new": rows // 4}
+
+
+def prepare_merge_input(state: Path, rows: int) -> Path:
+    """bronze.orders/customers with two versions (the full table, then a change batch) and
+    silver.orders/dim_customer holding the first one (embedded engine), built once."""
+    import pyarrow as pa
+
+    from lakehouse.core import delta
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+    from lakehouse.silver import current_state, scd2
+
+    root = state / f"merge-{rows}"
+    marker = root / "ready.json"
+    if marker.exists():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    lake = Lake(_settings(root, rows))
+    t1 = datetime(2026, 1, 1, tzinfo=UTC)
+    t2, t0 = t1 + timedelta(days=1), t1 - timedelta(days=1)
+    shape = change_batch_shape(rows)
+    t_start = time.perf_counter()
+    orders = current_state.TABLES[0]
+    customers = scd2.DIMENSIONS[0]
+    builders: list[tuple[str, Callable[..., Any]]] = [
+        (orders.source, _orders),
+        (customers.source, _customers),
+    ]
+    for table, make in builders:
+        delta.append(
+            lake,
+            table,
+            make(1, rows, t1, "open" if make is _orders else "retail", "B1"),
+            app_id="bench<-" + table,
+            txn_version=1,
+            configuration=delta.CDF,
+        )
+    current_state.apply(lake, orders, new_run_id())
+    scd2.apply(lake, customers, new_run_id())
+    for table, make in builders:
+        changed = "shipped" if make is _orders else "business"
+        batch = pa.concat_tables(
+            [
+                make(1, shape["updated"], t2, changed, "B2"),
+                make(shape["updated"] + 1, shape["stale"], t0, changed, "B2"),
+                make(rows + 1, shape["new"], t2, changed, "B2"),
+            ]
+        )
+        delta.append(lake, table, batch, app_id="bench<-" + table, txn_version=2)
+    marker.write_text(json.dumps({"rows": rows, **shape}))
+    log(
+        f"MERGE input: {rows:,}-row tables and a {sum(shape.values()):,}-row change batch in "
+        f"{time.perf_counter() - t_start:.1f} s"
+    )
+    return root
+
+
+# -- the runs (inside the child process) ----------------------------------------------------------
+
+
+def _link_copy(source: Path, target: Path) -> None:
+    """A lake copy made of hard links: Delta files are never modified in place, every run writes
+    new ones, so each run starts from the same tables at no disk cost."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, target, copy_function=os.link, dirs_exist_ok=True)
+
+
+def _started(work: Path) -> None:
+    (work / "started").touch()
+
+
+def _spark(settings: Any) -> Any:
+    from lakehouse.core.spark import SparkOptions, build_session
+
+    return build_session(
+        settings,
+        SparkOptions(
+            master=SPARK_MASTER,
+            app_name="lakehouse-bench-engines",
+            driver_memory=SPARK_DRIVER_MEMORY,
+            shuffle_partitions=SPARK_SHUFFLE_PARTITIONS,
+            conf=dict(SPARK_TUNING),
+        ),
+    )
+
+
+def _silver(engine: str, input_root: Path, work: Path, rows: int) -> dict[str, Any]:
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+
+    settings = _settings(work, rows)
+    lake = Lake(settings)
+    _link_copy(input_root / "lake" / "bronze" / "events", Path(lake.table_uri("bronze.events")))
+    if engine == "embedded":
+        from lakehouse.silver import events
+
+        _started(work)
+        t0 = time.perf_counter()
+        rec = events.run(lake, settings.silver, new_run_id())
+        seconds = time.perf_counter() - t0
+    else:
+        from lakehouse.core.spark import stop_session
+        from lakehouse.silver.spark import writer
+
+        spark = _spark(settings)
+        try:
+            _started(work)
+            t0 = time.perf_counter()
+            rec = writer.run(spark, lake, settings.silver, new_run_id())
+            seconds = time.perf_counter() - t0
+        finally:
+            stop_session(spark)
+    return {
+        "seconds": seconds,
+        "lake": str(settings.lake_root),
+        "rows_in": rec.rows_in,
+        "detail": {"inserted": rec.inserted, "duplicates": rec.duplicates, "quarantined": rec.quarantined},
+    }
+
+
+def _merge(engine: str, input_root: Path, work: Path, rows: int) -> dict[str, Any]:
+    from lakehouse.core import ownership
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+    from lakehouse.silver import current_state
+
+    settings = _settings(work, rows)
+    lake = Lake(settings)
+    _link_copy(input_root / "lake", Path(str(settings.lake_root)))
+    table = current_state.TABLES[0]
+    if engine == "embedded":
+        _started(work)
+        t0 = time.perf_counter()
+        rec = current_state.apply(lake, table, new_run_id())
+        seconds = time.perf_counter() - t0
+    else:
+        from lakehouse.core.spark import stop_session
+        from lakehouse.silver.spark import current_state as spark_current_state
+
+        ownership.hand_over(lake, table.table, ownership.SPARK)
+        spark = _spark(settings)
+        try:
+            _started(work)
+            t0 = time.perf_counter()
+            rec = spark_current_state.apply(spark, lake, table, new_run_id())
+            seconds = time.perf_counter() - t0
+        finally:
+            stop_session(spark)
+    return {
+        "seconds": seconds,
+        "lake": str(settings.lake_root),
+        "rows_in": rec.rows_in,
+        "detail": {"inserted": rec.inserted, "updated": rec.updated, "unchanged": rec.unchanged},
+    }
+
+
+def _scd2(engine: str, input_root: Path, work: Path, rows: int) -> dict[str, Any]:
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+    from lakehouse.silver import scd2
+
+    if engine != "embedded":
+        raise SystemExit(f"scd2: {NOT_MEASURED['scd2 on spark']}")
+    settings = _settings(work, rows)
+    lake = Lake(settings)
+    _link_copy(input_root / "lake", Path(str(settings.lake_root)))
+    _started(work)
+    t0 = time.perf_counter()
+    rec = scd2.apply(lake, scd2.DIMENSIONS[0], new_run_id())
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "lake": str(settings.lake_root),
+        "rows_in": rec.rows_in,
+        "detail": {"inserted": rec.inserted, "unchanged": rec.unchanged, "duplicates": rec.duplicates},
+    }
+
+
+STEPS: dict[str, Callable[[str, Path, Path, int], dict[str, Any]]] = {
+    "silver": _silver,
+    "merge": _merge,
+    "scd2": _scd2,
+}
+# the tables each step writes, compared across engines
+OUTPUTS = {
+    "silver": ("silver.events", "silver.quarantine_events"),
+    "merge": ("silver.orders",),
+    "scd2": ("silver.dim_customer",),
+}
+
+
+def child_main(step: str, engine: str, input_root: Path, work: Path, rows: int, result: Path) -> None:
+    out = STEPS[step](engine, input_root, work, rows)
+    out["self_maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result.write_text(json.dumps(out))
