@@ -23,7 +23,7 @@ differ do not count: the report says so and the command exits non-zero.
 Inputs are built once per size under <state>/bench/ and reused. Results: a console table,
 <state>/bench/engines.md and engines.json.
 
-    python -m bench.engines [--events 1000000] [--merge-rows 1000000] [--skip-merge]
+    python -m bench.engines [--events 1000000] [--merge-rows 1000000] [--skip-merge | --skip-silver]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def default_state() -> Path:
 
 
 def run(
-    state: Path, events: int, merge_rows: int, *, merge: bool = True
+    state: Path, events: int, merge_rows: int, *, silver: bool = True, merge: bool = True
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every measured step on both engines; returns the results and the output differences."""
     import psutil
@@ -70,8 +70,9 @@ def run(
     keep.mkdir()
     load_start = [round(x, 2) for x in os.getloadavg()]
     plan: list[tuple[str, list[str], Path, int]] = []
-    log(f"bronze.events for {events:,} events (generated once, cached under {state})")
-    plan.append(("silver", ["embedded", "spark"], prepare_input(state, events, log), events))
+    if silver:
+        log(f"bronze.events for {events:,} events (generated once, cached under {state})")
+        plan.append(("silver", ["embedded", "spark"], prepare_input(state, events, log), events))
     if merge:
         log(f"{merge_rows:,}-row MERGE tables (built once, cached under {state})")
         merge_input = prepare_merge_input(state, merge_rows)
@@ -107,7 +108,7 @@ def run(
         "versions": library_versions(),
         "load_average_at_start": load_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "events": events,
+        "events": events if silver else None,
         "merge_rows": merge_rows if merge else None,
         "merge_shape": change_batch_shape(merge_rows) if merge else None,
         "spark_settings": spark_settings(),
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--merge-rows", type=int, default=1_000_000, help="rows of the MERGE target tables")
     p.add_argument("--skip-merge", action="store_true", help="silver events only")
+    p.add_argument("--skip-silver", action="store_true", help="the MERGE steps only")
     p.add_argument("--state", type=Path, default=None, help="bench folder (default <repo>/.state/bench)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
@@ -145,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         step, _, engine = args.child.partition(":")
         child_main(step, engine, args.input, args.work, args.rows, args.result)
         return 0
+    if args.skip_merge and args.skip_silver:
+        print("bench-engines: --skip-merge and --skip-silver leave nothing to measure", file=sys.stderr)
+        return 2
     if args.events <= 0 or args.merge_rows <= 0:
         print("bench-engines: --events and --merge-rows must be positive", file=sys.stderr)
         return 2
@@ -152,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
 
     state: Path = (args.state or default_state()).resolve()
     try:
-        _, problems = run(state, args.events, args.merge_rows, merge=not args.skip_merge)
+        _, problems = run(
+            state, args.events, args.merge_rows, silver=not args.skip_silver, merge=not args.skip_merge
+        )
     except (LakehouseError, RuntimeError) as exc:
         print(f"bench-engines: {exc}", file=sys.stderr)
         return 1
