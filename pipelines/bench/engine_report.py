@@ -28,6 +28,7 @@ def _fmt(r: dict[str, Any]) -> list[str]:
         f"{start / GIB:.2f} GiB" if start else "-",
         str(r["files_out"]),
         f"{ratio:.3f}" if ratio is not None else "-",
+        f"{r['cpu_ratio']:.3f}" if r.get("cpu_ratio") is not None else "-",
         {True: "yes", False: "NO", None: "- (one engine)"}[r.get("verified")],
     ]
 
@@ -45,6 +46,7 @@ HEADERS = [
     "RSS at step start",
     "files",
     "embedded/spark time",
+    "embedded/spark CPU",
     "same output",
 ]
 
@@ -89,7 +91,9 @@ def write_report(
         "`CPU s` user + system seconds of the process tree (the JVM included); `peak RSS` the "
         "highest summed RSS of the process tree (sampled every 50 ms), `RSS at step start` the "
         "tree's RSS when the step began (after imports and Spark's start-up). `same output`: row "
-        "counts and content hash of the outputs equal across the engines (DuckDB `delta_scan`).",
+        "counts and content hash of the outputs equal across the engines (DuckDB `delta_scan`). "
+        "On a machine loaded by other work, wall time includes waiting for a core; CPU seconds are "
+        "the steadier comparison.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),

@@ -99,6 +99,7 @@ def run(
             r["output_hash"] = d[first][engine]["hash"]
         if "spark" in runs and not p:
             runs["embedded"]["ratio"] = runs["embedded"]["seconds"] / runs["spark"]["seconds"]
+            runs["embedded"]["cpu_ratio"] = runs["embedded"]["cpu_seconds"] / runs["spark"]["cpu_seconds"]
         results += runs.values()
     meta = {
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -120,7 +121,8 @@ def run(
         if r.get("ratio") is not None:
             log(
                 f"{r['step']}: embedded/spark time {r['ratio']:.2f} "
-                f"(spark takes {1 / r['ratio']:.1f}x the embedded engine's time)"
+                f"(spark takes {1 / r['ratio']:.1f}x the embedded engine's time), "
+                f"CPU {r['cpu_ratio']:.2f} ({1 / r['cpu_ratio']:.1f}x)"
             )
     return results, problems
 
