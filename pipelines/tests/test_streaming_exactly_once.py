@@ -577,3 +577,40 @@ def test_memory_broker_restart_is_an_error_until_offsets_restart(
         assert sorted(off for _, off, _ in rows).count(0) == 6
     finally:
         svc.stop()
+
+
+def test_source_audit_counts_offsets_from_the_broker(
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any]
+) -> None:
+    """The independent reconciliation reads each partition's records from the broker up to
+    bronze's committed offset and sees a lost and a repeated bronze row."""
+    from lakehouse.app.audit_kafka import kafka_vs_bronze
+    from lakehouse.core import delta
+
+    settings = topic_settings(settings_factory, broker, **{"postgres.serving_db": pg_conn.info.dbname})
+    p = Producer({"bootstrap.servers": settings.streaming.servers})
+    for i in range(120):
+        p.produce(settings.streaming.topic, key=str(i % 7).encode(), value=f'{{"n":{i}}}'.encode())
+    assert p.flush(30) == 0
+    del p
+    jobs.consume(settings, "audit", available_now=True, speed=False)
+    lake = Lake(settings)
+    (result,) = kafka_vs_bronze(lake, settings.streaming)
+    assert result.ok and (result.expected, result.found) == (120, 120), result
+    # records produced after the run are reported as not read yet, not as lost
+    p = Producer({"bootstrap.servers": settings.streaming.servers})
+    p.produce(settings.streaming.topic, key=b"late", value=b"{}")
+    assert p.flush(30) == 0
+    del p
+    (result,) = kafka_vs_bronze(lake, settings.streaming)
+    assert result.ok and result.expected == 120 and "1 records not read yet" in result.detail
+
+    rows = lake.table("bronze.events").to_pyarrow_table()
+    gone = rows.slice(3, 1).to_pylist()[0]
+    lake.table("bronze.events").delete(
+        f"kafka_partition = {gone['kafka_partition']} AND kafka_offset = {gone['kafka_offset']}"
+    )
+    delta.append(lake, "bronze.events", rows.slice(10, 1))
+    (result,) = kafka_vs_bronze(lake, settings.streaming)
+    assert (result.expected, result.lost, result.duplicated) == (120, 1, 1), result
+    assert f"p{gone['kafka_partition']}:" in result.detail
