@@ -18,9 +18,16 @@ A full disk: `diskfull-landing`, `diskfull-silver` run the stage with a random l
 of any file it writes (RLIMIT_FSIZE, 8 KiB - 512 KiB): it stops with an error or fits; its
 tables must stay readable, and a rerun without the limit must reach the uninterrupted result.
 
-Not covered here yet: PostgreSQL -> bronze, Kafka -> bronze and the speed layer (their SIGKILL
-trials are in tests/test_streaming_exactly_once.py), SCD2, current state, gold build and publish,
-the Spark jobs, and service restarts.
+Against the suite's own PostgreSQL (started on a free port, the generator's source loaded):
+
+* `postgres`          PostgreSQL -> bronze.customers/products/orders/order_items (SIGKILL)
+* `scd2`              bronze -> silver.dim_customer, silver.dim_product (SIGKILL)
+* `current-state`     bronze -> silver.orders, silver.order_items (SIGKILL)
+* `restart-postgres`  the PostgreSQL server SIGKILLed during an extraction, started again
+
+Not covered here yet: Kafka -> bronze and the speed layer (their SIGKILL and broker-restart
+trials are in tests/test_streaming_exactly_once.py), gold build and publish, the Spark jobs,
+and restarts of the S3 server.
 
 Per trial: a copy of the stage's input lake; the stage in a subprocess, killed with SIGKILL at a
 uniformly random moment of its measured run time (after its imports); the stage once more to the
@@ -57,7 +64,31 @@ RACES = {
 }
 # a stage whose files may not grow past a random size (a full disk), then rerun without limit
 DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
-SCENARIOS = (*STAGES, *RACES, *DISK_FULL)
+# stages reading the PostgreSQL source or the bronze tables extracted from it; the suite starts
+# its own PostgreSQL (free port) for them. `restart-postgres` SIGKILLs the server (not the job)
+# at a random moment of an extraction, starts it again and reruns the extraction.
+PG_STAGES = ("postgres", "scd2", "current-state")
+SERVICE_RESTARTS = ("restart-postgres",)
+SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS)
+_PG_KEYS = {
+    "customers": ("customer_id",),
+    "products": ("product_id",),
+    "orders": ("order_id",),
+    "order_items": ("order_id", "line_no"),
+}
+
+
+def _concat(*exprs: str) -> str:
+    return " || ':' || ".join(f"coalesce(CAST({e} AS VARCHAR), '-')" for e in exprs)
+
+
+IDENTITY_PG = {
+    **{f"bronze.{t}": _concat(*k, "updated_at", "_row_hash") for t, k in _PG_KEYS.items()},
+    "silver.dim_customer": _concat("version_key", "valid_to", "is_current"),
+    "silver.dim_product": _concat("version_key", "valid_to", "is_current"),
+    "silver.orders": _concat("order_id", "updated_at"),
+    "silver.order_items": _concat("order_id", "line_no", "updated_at"),
+}
 # Rows are told apart by where they came from, never by the job's own ids.
 IDENTITY = {
     "bronze.events": "source_file || ':' || source_line",
@@ -72,6 +103,10 @@ TABLES = {
     **{r: ("silver.events", "silver.quarantine_events") for r in RACES},
     "diskfull-landing": ("bronze.events",),
     "diskfull-silver": ("silver.events", "silver.quarantine_events"),
+    "postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
+    "restart-postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
+    "scd2": ("silver.dim_customer", "silver.dim_product"),
+    "current-state": ("silver.orders", "silver.order_items"),
 }
 EVENTS = 6000
 FILES = 12
@@ -91,8 +126,15 @@ def _settings(lake: Path, state: Path) -> Any:
             "silver.chunk_rows": 700,
             "maintenance.vacuum_retention_hours": 0,
             "maintenance.enforce_retention_duration": "false",
+            "generator.customers": 400,
+            "generator.products": 60,
+            "generator.orders": 1500,
+            **({"postgres.port": int(os.environ[PG_PORT_ENV])} if PG_PORT_ENV in os.environ else {}),
         },
     )
+
+
+PG_PORT_ENV = "LAKEHOUSE_CHAOS_PG_PORT"
 
 
 def run_stage(stage: str, lake: Path, state: Path) -> None:
@@ -113,6 +155,20 @@ def run_stage(stage: str, lake: Path, state: Path) -> None:
         ops.optimize(target, settings.maintenance, "bronze.events", zorder=False)
     elif stage == "vacuum":
         ops.vacuum(target, settings.maintenance, "bronze.events")
+    elif stage in ("postgres", "restart-postgres"):
+        from lakehouse.bronze import postgres_extract
+
+        postgres_extract.extract_all(target, settings.postgres.source_dsn, new_run_id(), 120)
+    elif stage == "scd2":
+        from lakehouse.silver import scd2
+
+        for dim in scd2.DIMENSIONS:
+            scd2.apply(target, dim, new_run_id())
+    elif stage == "current-state":
+        from lakehouse.silver import current_state
+
+        for table in current_state.TABLES:
+            current_state.apply(target, table, new_run_id())
     elif stage == "optimize-silver":
         ops.optimize(target, settings.maintenance, "silver.events", zorder=False)
     elif stage == "vacuum-silver":
@@ -120,6 +176,73 @@ def run_stage(stage: str, lake: Path, state: Path) -> None:
         ops.vacuum(target, settings.maintenance, "silver.events")
     else:
         raise SystemExit(f"unknown stage {stage}")
+
+
+def start_postgres(base: Path) -> Any:
+    """The suite's own PostgreSQL on a free port, with the generator's source loaded; the port
+    goes to the workers through LAKEHOUSE_CHAOS_PG_PORT."""
+    from lakehouse.generator import source_db
+    from lakehouse.services.postgres import LocalPostgres
+    from lakehouse.services.process import free_port
+
+    os.environ[PG_PORT_ENV] = str(free_port())
+    settings = _settings(base / "pg-lake", base / "state")
+    pg = LocalPostgres.from_settings(settings)
+    pg.start()
+    source_db.load(settings.postgres.source_dsn, settings.generator)
+    return pg
+
+
+def prepare_postgres(base: Path, inputs: dict[str, Path]) -> None:
+    """Inputs of the PostgreSQL stages: an empty lake (extraction), bronze extracted (SCD2,
+    current state)."""
+    from lakehouse.bronze import postgres_extract
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+
+    empty = base / "input-postgres"
+    empty.mkdir()
+    inputs["postgres"] = inputs["restart-postgres"] = empty
+    extracted = base / "input-pg-bronze"
+    s = _settings(extracted, base / "state")
+    postgres_extract.extract_all(Lake(s), s.postgres.source_dsn, new_run_id(), 120)
+    inputs["scd2"] = inputs["current-state"] = extracted
+
+
+def run_postgres_restart(
+    scenario: str, trials: int, base: Path, inputs: dict[str, Path], rng: random.Random, pg: Any
+) -> StageResult:
+    """PostgreSQL SIGKILLed at a random moment of an extraction, started again; the extraction
+    fails with an error or finishes; run again, bronze must equal an uninterrupted extraction."""
+    state = base / "state"
+    result = StageResult(scenario)
+    reference, work_seconds = _reference("postgres", inputs[scenario], base)
+    t0 = time.perf_counter()
+    stops: dict[str, int] = {}
+    for i in range(trials):
+        lake = base / f"trial-{scenario}-{i}"
+        shutil.copytree(inputs[scenario], lake)
+        err = base / f"{scenario}-{i}.err"
+        proc = _worker("postgres", lake, state, stderr=err)
+        _wait_ready(proc)
+        time.sleep(rng.uniform(0.0, work_seconds))
+        pid = pg.status().pid
+        if pid and proc.poll() is None:
+            os.kill(pid, signal.SIGKILL)
+            result.killed += 1
+        if proc.wait() != 0:
+            result.stopped += 1
+            line = _last_line(err)
+            stops[line] = stops.get(line, 0) + 1
+        pg.start()
+        _rerun(result, "postgres", lake, state, i)
+        _check(result, lake, TABLES[scenario], reference)
+        result.trials += 1
+        shutil.rmtree(lake, ignore_errors=True)
+    result.seconds = time.perf_counter() - t0
+    result.notes.insert(0, f"PostgreSQL SIGKILLed during an extraction of {work_seconds:.2f} s, restarted")
+    result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
+    return result
 
 
 def prepare(base: Path) -> dict[str, Path]:
@@ -183,7 +306,8 @@ def contents(lake: Path, table: str) -> dict[str, int] | None:
     con = Lake(_settings(lake, lake.parent / "state")).duckdb()
     try:
         rows = con.execute(
-            f"SELECT {IDENTITY[table]} AS k, count(*) FROM delta_scan('{lake}/{layer}/{name}') GROUP BY 1"
+            f"SELECT {IDENTITY.get(table) or IDENTITY_PG[table]} AS k, count(*) "
+            f"FROM delta_scan('{lake}/{layer}/{name}') GROUP BY 1"
         ).fetchall()
         return {str(k): int(n) for k, n in rows}
     except duckdb.Error:
@@ -457,18 +581,43 @@ def suite(
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)
+        pg = None
+        if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS}:
+            pg = start_postgres(base)
+            prepare_postgres(base, inputs)
         results = []
-        for stage in stages:
-            if stage in RACES:
-                r = run_race(stage, trials, base, inputs)
-            elif stage in DISK_FULL:
-                r = run_disk_full(stage, trials, base, inputs, rng)
-            else:
-                r = run_trials(stage, trials, base, inputs, rng)
-            results.append(r)
-            if on_stage:
-                on_stage(r)
+        try:
+            results = _run_all(stages, trials, base, inputs, rng, pg, on_stage)
+        finally:
+            if pg is not None:
+                pg.stop()
+                os.environ.pop(PG_PORT_ENV, None)
     report(results, out)
+    return results
+
+
+def _run_all(
+    stages: list[str],
+    trials: int,
+    base: Path,
+    inputs: dict[str, Path],
+    rng: random.Random,
+    pg: Any,
+    on_stage: Callable[[StageResult], None] | None,
+) -> list[StageResult]:
+    results = []
+    for stage in stages:
+        if stage in SERVICE_RESTARTS:
+            r = run_postgres_restart(stage, trials, base, inputs, rng, pg)
+        elif stage in RACES:
+            r = run_race(stage, trials, base, inputs)
+        elif stage in DISK_FULL:
+            r = run_disk_full(stage, trials, base, inputs, rng)
+        else:
+            r = run_trials(stage, trials, base, inputs, rng)
+        results.append(r)
+        if on_stage:
+            on_stage(r)
     return results
 
 
@@ -478,7 +627,7 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--worker", choices=(*STAGES, *RACES.values()))
+    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values()))
     parser.add_argument("--lake")
     parser.add_argument("--state")
     args = parser.parse_args()

@@ -42,11 +42,15 @@ def test_the_comparison_sees_a_lost_and_a_repeated_row(settings_factory: Any) ->
     assert got is not None and chaos.compare(want, got) == (1, 1)
 
 
-def test_short_concurrent_writers_and_full_disk(tmp_path: Path) -> None:
-    """Two silver runs at once, silver racing OPTIMIZE and VACUUM of its table, and a full disk
-    under landing and silver: whoever stops, stops with an error and writes nothing; the rerun
-    reaches the uninterrupted result."""
-    scenarios = [*chaos.RACES, *chaos.DISK_FULL]
+def test_short_concurrent_writers_full_disk_and_postgres(tmp_path: Path) -> None:
+    """Two silver runs at once, silver racing OPTIMIZE + VACUUM of its table, a full disk under
+    silver, the PostgreSQL stages killed and the PostgreSQL server killed mid-extraction: whoever
+    stops, stops with an error and writes nothing; the rerun reaches the uninterrupted result.
+    (`make chaos` runs every scenario, race-optimize and diskfull-landing too.)"""
+    from lakehouse.services.postgres import find_pg_bin
+
+    find_pg_bin()
+    scenarios = ["race-silver", "race-vacuum", "diskfull-silver", *chaos.PG_STAGES, *chaos.SERVICE_RESTARTS]
     out = tmp_path / "chaos" / "report.md"
     results = chaos.suite(1, scenarios, out, seed=3)
     assert [r.stage for r in results] == scenarios
@@ -55,7 +59,8 @@ def test_short_concurrent_writers_and_full_disk(tmp_path: Path) -> None:
         assert (r.lost, r.duplicated, r.unreadable, r.rerun_failed) == (0, 0, 0, 0), r
     race = results[0]
     assert race.stopped <= 1, race  # of two silver runs at once, at most one gives way
-    assert "| race-silver | 1 |" in out.read_text()
+    assert sum(r.killed for r in results if r.stage in chaos.PG_STAGES) >= 1, results
+    assert "| race-silver | 1 |" in out.read_text() and "| restart-postgres | 1 |" in out.read_text()
 
 
 def test_a_silver_run_whose_mark_moved_on_writes_nothing(settings_factory: Any) -> None:
