@@ -13,6 +13,7 @@ Concurrent writers (on a lake whose bronze holds more than silver has taken):
 * `race-silver`    two silver runs at once
 * `race-optimize`  a silver run racing OPTIMIZE of silver.events
 * `race-vacuum`    a silver run racing OPTIMIZE + VACUUM (retention 0) of silver.events
+* `race-landing`   two landing ingests at once, bronze.events existing, half the files to do
 
 A full disk: `diskfull-landing`, `diskfull-silver` run the stage with a random limit on the size
 of any file it writes (RLIMIT_FSIZE, 8 KiB - 512 KiB): it stops with an error or fits; its
@@ -61,7 +62,11 @@ RACES = {
     "race-silver": "silver",  # two silver runs at once
     "race-optimize": "optimize-silver",  # silver racing OPTIMIZE of silver.events
     "race-vacuum": "vacuum-silver",  # silver racing OPTIMIZE + VACUUM (retention 0) of silver.events
+    "race-landing": "landing",  # two landing ingests at once onto an existing bronze.events
 }
+# the stage each race reruns and compares (default silver); its input lake is inputs[scenario],
+# else "race"
+RACE_STAGE = {"race-landing": "landing"}
 # a stage whose files may not grow past a random size (a full disk), then rerun without limit
 DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
 # stages reading the PostgreSQL source or the bronze tables extracted from it; the suite starts
@@ -101,6 +106,7 @@ TABLES = {
     "optimize": ("bronze.events",),
     "vacuum": ("bronze.events",),
     **{r: ("silver.events", "silver.quarantine_events") for r in RACES},
+    "race-landing": ("bronze.events",),
     "diskfull-landing": ("bronze.events",),
     "diskfull-silver": ("silver.events", "silver.quarantine_events"),
     "postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
@@ -266,6 +272,7 @@ def prepare(base: Path) -> dict[str, Path]:
     s = _settings(inputs["vacuum"], state)
     ops.optimize(Lake(s), s.maintenance, "bronze.events", zorder=False)
     inputs["race"] = _race_input(base, state)
+    inputs["race-landing"] = base / "input-race-landing"
     return inputs
 
 
@@ -292,6 +299,8 @@ def _race_input(base: Path, state: Path) -> Path:
     for f in aside.iterdir():
         f.rename(folder / f.name)
     aside.rmdir()
+    # the landing race starts here: bronze.events exists and half the files are still to do
+    shutil.copytree(lake, base / "input-race-landing")
     landing.ingest(target, new_run_id(), s.bronze.max_rows_per_commit)
     return lake
 
@@ -471,21 +480,23 @@ def _rerun(result: StageResult, stage: str, lake: Path, state: Path, i: int) -> 
 
 
 def run_race(scenario: str, trials: int, base: Path, inputs: dict[str, Path]) -> StageResult:
-    """Two writers at once: silver and RACES[scenario]; then silver once more to the end. Each
+    """Two writers at once: silver (or RACE_STAGE's) and RACES[scenario]; then it once more. Each
     writer either commits or stops with an error (counted, its last line kept); no commit may be
     lost and the tables must equal a lone silver run's."""
     state = base / "state"
     result = StageResult(scenario)
-    reference, _ = _reference("silver", inputs["race"], base)
+    main = RACE_STAGE.get(scenario, "silver")
+    source = inputs.get(scenario, inputs["race"])
+    reference, _ = _reference(main, source, base)
     t0 = time.perf_counter()
     stops: dict[str, int] = {}
     for i in range(trials):
         lake = base / f"trial-{scenario}-{i}"
-        shutil.copytree(inputs["race"], lake)
+        shutil.copytree(source, lake)
         errs = [base / f"{scenario}-{i}-{n}.err" for n in range(2)]
         procs = [
             _worker(stage, lake, state, stderr=err)
-            for stage, err in zip(("silver", RACES[scenario]), errs, strict=True)
+            for stage, err in zip((main, RACES[scenario]), errs, strict=True)
         ]
         for proc in procs:
             _wait_ready(proc)
@@ -494,12 +505,12 @@ def run_race(scenario: str, trials: int, base: Path, inputs: dict[str, Path]) ->
                 result.stopped += 1
                 line = _last_line(err)
                 stops[line] = stops.get(line, 0) + 1
-        _rerun(result, "silver", lake, state, i)
+        _rerun(result, main, lake, state, i)
         _check(result, lake, TABLES[scenario], reference)
         result.trials += 1
         shutil.rmtree(lake, ignore_errors=True)
     result.seconds = time.perf_counter() - t0
-    result.notes.insert(0, f"silver against {RACES[scenario]}, started together")
+    result.notes.insert(0, f"{main} against {RACES[scenario]}, started together")
     result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
     return result
 
