@@ -112,13 +112,11 @@ def test_local_folder_demo_on_a_fresh_state_folder(tmp_path: Path) -> None:
     own, through the configuration), the services start on a fresh state folder, the Apache Kafka
     broker among them, and every table reaches the folder."""
     command = readme_command(r"^make demo$")
-    config = small_config(tmp_path)
-    body = yaml.safe_load(config.read_text())
-    body["lake_root"] = str(tmp_path / "lake")
-    config.write_text(yaml.safe_dump(body))
+    small = {"events": 2000, "event_files": 2, "customers": 200, "orders": 1000, "users": 300}
+    config = write_local_config(tmp_path, small)[0]  # the lake: tmp_path / "lake"
     settings = settings_for(config, str(tmp_path / "lake"))
     try:
-        out = run_shell(command, user_env(config))
+        out = run_shell(command, shell_env(config))
         assert "every run's counts add up" in out
         assert f"lake: {tmp_path / 'lake'}" in out
         running = {s.name for s in known_services(settings) if s.status().running}
