@@ -1,7 +1,7 @@
 # The Spark jobs (lakehouse spark ...) tested against the embedded engine; included by the root
 # Makefile, so $(VENV), $(PYTEST) and `setup` come from there. `make test` runs the short part
 # (each Spark job against the embedded one on the same input, the ownership guard); the long
-# tests (engine switch mid-history, SIGKILL + rerun, S3A, MERGE INTO) are marked spark_long.
+# tests (engine switch mid-history, SIGKILL + rerun, S3A, the whole silver job's MERGEs from PostgreSQL) are marked spark_long.
 
 .PHONY: test-spark
 

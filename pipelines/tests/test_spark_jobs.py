@@ -10,6 +10,7 @@ bronze commit version a row came from (a table Spark creates starts with a commi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -365,18 +367,19 @@ def test_spark_jobs_on_an_s3_lake_equal_embedded(
     assert_same_tables(a, s3)
 
 
-# -- current state by MERGE INTO -----------------------------------------------------------------------
+# -- current state and SCD2 by MERGE INTO, through the whole silver job -------------------------------
 @pytest.mark.spark_long
-def test_current_state_merge_by_spark_equals_embedded(
+def test_silver_job_merges_by_spark_equal_embedded(
     spark: Any, settings_factory: Any, pg_service: Any, pg_conn: Any
 ) -> None:
-    """bronze.orders / bronze.order_items extracted into two lakes from one source database; the
-    embedded engine builds silver.orders / silver.order_items in one, Spark's MERGE INTO in the
-    other; then a batch of source changes, extracted and merged again, and a rerun that is a no-op."""
+    """bronze.customers / products / orders / order_items extracted into two lakes from one
+    source database; `jobs.silver` (embedded) builds the SCD2 dimensions and current-state tables
+    in one, `spark_jobs.silver` (MERGE INTO) in the other; then a batch of source changes,
+    extracted and merged again, and a rerun that is a no-op."""
+    from lakehouse.app import jobs, spark_jobs
     from lakehouse.bronze import postgres_extract
     from lakehouse.generator import source_db
-    from lakehouse.silver import current_state
-    from lakehouse.silver.spark import current_state as spark_current_state
+    from lakehouse.silver import current_state, scd2
 
     overrides = {
         "postgres.source_db": pg_conn.info.dbname,
@@ -387,33 +390,118 @@ def test_current_state_merge_by_spark_equals_embedded(
     a, b = Lake(settings_factory(overrides)), Lake(settings_factory(overrides))
     dsn = a.settings.postgres.source_dsn
     source_db.load(dsn, a.settings.generator)
+    merged = [
+        *((d.table, d.source, d.app_id) for d in scd2.DIMENSIONS),
+        *((t.table, t.source, t.app_id) for t in current_state.TABLES),
+    ]
 
     def round_trip() -> None:
         for lake in (a, b):
             postgres_extract.extract_all(lake, dsn, new_run_id(), 120)
-        run_a, run_b = new_run_id(), new_run_id()
-        for t in current_state.TABLES:
-            ra = current_state.apply(a, t, run_a)
-            rb = spark_current_state.apply(spark, b, t, run_b)
+        recs_a = {r.target: r for r in jobs.silver(a, a.settings, new_run_id())}
+        recs_b = {r.target: r for r in spark_jobs.silver(spark, b, b.settings, new_run_id())}
+        for table, source, app_id in merged:
+            ra, rb = recs_a[table], recs_b[table]
+            assert rb.balanced, (table, rb.detail)
             assert (rb.rows_in, rb.inserted, rb.updated, rb.unchanged, rb.duplicates) == (
                 ra.rows_in,
                 ra.inserted,
                 ra.updated,
                 ra.unchanged,
                 ra.duplicates,
-            ), t.table
+            ), table
             columns = ", ".join(
                 f.name
-                for f in pa.schema(a.table(t.table).schema())
+                for f in pa.schema(a.table(table).schema())
                 if f.name not in ("_run_id", "_bronze_batch_id", "_extracted_at")
             )
-            assert duck(a, t.table, columns) == duck(b, t.table, columns), t.table
-            assert schema_of(a, t.table) == schema_of(b, t.table)
-            assert delta.txn_version(b, t.table, t.app_id) == b.table(t.source).version()
+            assert duck(a, table, columns) == duck(b, table, columns), table
+            assert schema_of(a, table) == schema_of(b, table)
+            assert delta.txn_version(b, table, app_id) == b.table(source).version()
+            assert ownership.owner(b, table) == ownership.SPARK
 
     round_trip()
     assert source_db.apply_changes(dsn, a.settings.generator, 1)
     round_trip()
-    version = b.table("silver.orders").version()
-    again = spark_current_state.apply(spark, b, current_state.TABLES[0], new_run_id())
-    assert again.detail == "up to date" and b.table("silver.orders").version() == version
+    versions = {table: b.table(table).version() for table, _, _ in merged}
+    again = spark_jobs.silver(spark, b, b.settings, new_run_id())
+    assert {r.target: r.detail for r in again if r.target in versions} == dict.fromkeys(
+        versions, "up to date"
+    )
+    assert {table: b.table(table).version() for table in versions} == versions
+
+
+# -- SCD2 dimensions by MERGE INTO ---------------------------------------------------------------------
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# (customer_id, hour, segment): per batch; the second batch brings late changes, the third replays it
+CUSTOMER_BATCHES = [
+    [(1, 0, "vip"), (1, 2, "vip"), (2, 0, "consumer"), (3, 1, "consumer"), (3, 1, "consumer"),
+     (4, 0, "vip"), (4, 3, "consumer")],
+    # 1: a late change between two rows of one state re-opens a version at hour 2;
+    # 2: an ordinary change; 4: a late change that makes the version at hour 3 obsolete; 3: a replay
+    [(1, 1, "consumer"), (2, 5, "vip"), (4, 2, "consumer"), (3, 1, "consumer"), (5, 4, "vip")],
+    [(1, 1, "consumer"), (2, 5, "vip"), (4, 2, "consumer")],
+]  # fmt: skip
+
+
+def _customers(rows: list[tuple[int, int, str]], batch: int) -> pa.Table:
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "customer_id": pa.array([r[0] for r in rows], pa.int64()),
+            "full_name": [f"Customer {r[0]}" for r in rows],
+            "email": [f"c{r[0]}@example.com" for r in rows],
+            "country": ["PL" for _ in rows],
+            "segment": [r[2] for r in rows],
+            "created_at": pa.array([T0 for _ in rows], ts),
+            "updated_at": pa.array([T0 + timedelta(hours=r[1]) for r in rows], ts),
+            "_row_hash": [hashlib.md5(repr(r).encode()).hexdigest() for r in rows],
+            "_extracted_at": pa.array([T0 + timedelta(days=1, minutes=batch) for _ in rows], ts),
+        }
+    )
+
+
+def test_scd2_by_spark_equals_embedded_with_late_changes_and_a_rerun(
+    spark: Any, settings_factory: Any
+) -> None:
+    """bronze.customers in two lakes, batch by batch; the embedded engine builds
+    silver.dim_customer in one, Spark's MERGE INTO in the other. After each batch: the same
+    reconciliation counts, the same versions row for row, the same schema and watermark."""
+    from lakehouse.silver import scd2
+    from lakehouse.silver.spark import scd2 as spark_scd2
+
+    dim = scd2.DIMENSIONS[0]
+    a, b = Lake(settings_factory()), Lake(settings_factory())
+    columns = "version_key, customer_id, full_name, email, country, segment, created_at, change_hash, valid_from, valid_to, is_current"
+    details = []
+    for i, rows in enumerate(CUSTOMER_BATCHES):
+        for lake in (a, b):
+            delta.append(lake, dim.source, _customers(rows, i), configuration=delta.CDF)
+        ra = scd2.apply(a, dim, new_run_id())
+        rb = spark_scd2.apply(spark, b, dim, new_run_id())
+        assert rb.balanced, rb.detail
+        assert (rb.rows_in, rb.inserted, rb.updated, rb.unchanged, rb.duplicates) == (
+            ra.rows_in,
+            ra.inserted,
+            ra.updated,
+            ra.unchanged,
+            ra.duplicates,
+        ), i
+        details.append(rb.detail)
+        assert duck(a, dim.table, columns) == duck(b, dim.table, columns), i
+        assert schema_of(a, dim.table) == schema_of(b, dim.table)
+        assert delta.txn_version(b, dim.table, dim.app_id) == b.table(dim.source).version()
+    # the late batch re-opened one version and made one obsolete (the cases the MERGE must handle)
+    assert "(1 re-opened by late changes)" in details[1] and "1 made obsolete" in details[1], details
+    current = duck(b, dim.table, "customer_id, segment, valid_from", "WHERE is_current")
+    assert [(k, s) for k, s, _ in current] == [
+        (1, "vip"),
+        (2, "vip"),
+        (3, "consumer"),
+        (4, "consumer"),
+        (5, "vip"),
+    ]
+    assert ownership.owner(b, dim.table) == ownership.SPARK
+    version = b.table(dim.table).version()
+    again = spark_scd2.apply(spark, b, dim, new_run_id())
+    assert again.detail == "up to date" and b.table(dim.table).version() == version

@@ -26,11 +26,26 @@ def bronze_events(spark: SparkSession, lake: Lake, settings: Settings, run_id: s
     return [rec]
 
 
-def silver_events(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:
-    """bronze.events -> silver.events + silver.quarantine_events through delta-spark."""
+def silver(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:
+    """The silver step through delta-spark, as `jobs.silver` runs it on the embedded engine:
+    bronze.events -> silver.events + silver.quarantine_events (and the reference tables), the SCD2
+    dimensions and the current-state tables. Every table is checked to be Spark's before the
+    first write, so a table owned by the other engine stops the step before anything commits."""
+    from lakehouse.core import ownership
+    from lakehouse.silver import current_state, scd2
+    from lakehouse.silver.spark import current_state as spark_current_state
+    from lakehouse.silver.spark import scd2 as spark_scd2
     from lakehouse.silver.spark import writer
 
+    for table in (
+        *writer.OUTPUT_TABLES,
+        *(d.table for d in scd2.DIMENSIONS),
+        *(t.table for t in current_state.TABLES),
+    ):
+        ownership.check(lake, table, ownership.SPARK)
     with lineage.step(lake, "silver"), step_lock(settings, "silver"):
-        rec = writer.run(spark, lake, settings.silver, run_id)
-        ops_db.record_reconciliation(lake, settings.postgres, [rec])
-    return [rec]
+        recs = [writer.run(spark, lake, settings.silver, run_id)]
+        recs += [spark_scd2.apply(spark, lake, d, run_id) for d in scd2.DIMENSIONS]
+        recs += [spark_current_state.apply(spark, lake, t, run_id) for t in current_state.TABLES]
+        ops_db.record_reconciliation(lake, settings.postgres, recs)
+    return recs

@@ -1,8 +1,8 @@
 """`lakehouse spark ...`: the pipeline's writes on Apache Spark with delta-spark, and the
 hand-over of a table between the engines.
 
-`bronze` and `silver` write the same tables as `lakehouse bronze --source events` and the silver
-events step of `lakehouse silver`, on a local Spark (`--master local[2]`, the default) or a
+`bronze` and `silver` write the same tables as `lakehouse bronze --source events` and
+`lakehouse silver`, on a local Spark (`--master local[2]`, the default) or a
 cluster's master. `handover` moves a table to the other engine after its last commit; a job of
 the engine that does not own a table refuses to write it.
 """
@@ -102,7 +102,8 @@ def silver(
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """bronze.events -> silver.events + silver.quarantine_events on Spark (the shared SQL)."""
+    """bronze -> silver on Spark: events + quarantine (the shared SQL), SCD2 dimensions and
+    current-state orders / order_items (Delta MERGE INTO)."""
     from lakehouse.app import spark_jobs
     from lakehouse.app.render import tables
     from lakehouse.core.reconcile import new_run_id
@@ -110,7 +111,7 @@ def silver(
     current = cli_settings(env, set_)
     lake = existing_lake(current)
     spark = _session(current, master, driver_memory)
-    recs = _run(lambda: spark_jobs.silver_events(spark, lake, current, new_run_id()))
+    recs = _run(lambda: spark_jobs.silver(spark, lake, current, new_run_id()))
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},
