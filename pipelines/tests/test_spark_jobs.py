@@ -505,3 +505,46 @@ def test_scd2_by_spark_equals_embedded_with_late_changes_and_a_rerun(
     version = b.table(dim.table).version()
     again = spark_scd2.apply(spark, b, dim, new_run_id())
     assert again.detail == "up to date" and b.table(dim.table).version() == version
+
+
+# -- the engine per job, from the settings ---------------------------------------------------------
+def _finish(proc: subprocess.Popen[bytes], timeout: int = 600) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err.decode()
+
+
+def test_engine_setting_refuses_bad_values_and_sources_in_one_line(
+    settings_factory: Any, landed: Path
+) -> None:
+    """No JVM is started for these: the settings and the sources are checked first."""
+    d = _lake(settings_factory, landed)
+    for args, expect in (
+        (("silver", "--set", "engines.silver=flink"), "setting 'engines.silver' = 'flink'"),
+        (("bronze", "--set", "engines.gold=spark"), "setting 'engines.gold' = 'spark'"),
+        (("bronze", "--set", "engines.bronze=spark"), "bronze from postgres has no Spark job"),
+    ):
+        code, err = _finish(_cli(d, *args), timeout=120)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and expect in lines[0], (args, code, err)
+    assert not d.exists("bronze.events")
+
+
+@pytest.mark.spark_long
+def test_engine_setting_sends_bronze_to_spark_and_the_guard_holds(
+    settings_factory: Any, landed: Path, pair: tuple[Lake, Lake, dict[str, Any]]
+) -> None:
+    """`lakehouse bronze` with engines.bronze=spark writes bronze.events by delta-spark (owned by
+    Spark, equal to the embedded engine's); the same command on the embedded engine then
+    refuses the Spark-owned table in one line and writes nothing."""
+    a, _, _ = pair
+    d = _lake(settings_factory, landed)
+    rows = ("--set", "bronze.max_rows_per_commit=700")
+    code, err = _finish(_cli(d, "bronze", "--source", "events", "--set", "engines.bronze=spark", *rows))
+    assert code == 0, err
+    assert ownership.owner(d, "bronze.events") == ownership.SPARK
+    assert duck(a, "bronze.events", BRONZE_COLUMNS) == duck(d, "bronze.events", BRONZE_COLUMNS)
+    version = d.table("bronze.events").version()
+    code, err = _finish(_cli(d, "bronze", "--source", "events", *rows))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "bronze.events is written by the spark engine" in lines[0], err
+    assert d.table("bronze.events").version() == version

@@ -16,11 +16,33 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
 
-def bronze_events(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:
-    """Landing files -> bronze.events through delta-spark."""
+BRONZE_SOURCES = ("events",)
+
+
+def check_bronze_sources(sources: tuple[str, ...]) -> None:
+    """Refuse, in one line, a bronze source that has no Spark job (before a session starts)."""
+    from lakehouse.core.errors import LakehouseError
+
+    unsupported = [s for s in sources if s not in BRONZE_SOURCES]
+    if unsupported:
+        raise LakehouseError(
+            f"bronze from {', '.join(unsupported)} has no Spark job; pass --source "
+            f"{' --source '.join(BRONZE_SOURCES)} or run it embedded (--set engines.bronze=embedded)"
+        )
+
+
+def bronze(
+    spark: SparkSession,
+    lake: Lake,
+    settings: Settings,
+    run_id: str,
+    sources: tuple[str, ...] = ("events",),
+) -> list[Reconciliation]:
+    """Landing files -> bronze.events through delta-spark, each file exactly once."""
     from lakehouse.bronze import spark_landing
 
-    with lineage.step(lake, "bronze", ("events",)), step_lock(settings, "bronze"):
+    check_bronze_sources(sources)
+    with lineage.step(lake, "bronze", sources), step_lock(settings, "bronze"):
         _, rec = spark_landing.ingest(spark, lake, run_id, settings.bronze.max_rows_per_commit)
         ops_db.record_reconciliation(lake, settings.postgres, [rec])
     return [rec]

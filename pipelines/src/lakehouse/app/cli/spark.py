@@ -35,16 +35,29 @@ app = typer.Typer(
     help="The distributed engine: bronze and silver events on Spark (delta-spark); table hand-over.",
     no_args_is_help=True,
 )
-MasterOpt = Annotated[str, typer.Option("--master", help="Spark master: local[N] or the cluster's URL")]
-MemoryOpt = Annotated[str, typer.Option("--driver-memory", help="driver heap (local: all of Spark)")]
+MasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--master", help="Spark master: local[N] or the cluster's URL (default: engines.spark_master)"
+    ),
+]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--driver-memory", help="driver heap, all of Spark when local (default: engines.spark_driver_memory)"
+    ),
+]
 
 
-def _session(settings: Settings, master: str, memory: str) -> SparkSession:
+def _session(settings: Settings, master: str | None, memory: str | None) -> SparkSession:
     from lakehouse.core.spark import SparkOptions, build_session
 
-    return build_session(
-        settings, SparkOptions(master=master, driver_memory=memory, app_name="lakehouse-spark")
+    options = SparkOptions(
+        master=master or settings.engines.spark_master,
+        driver_memory=memory or settings.engines.spark_driver_memory,
+        app_name="lakehouse-spark",
     )
+    return build_session(settings, options)
 
 
 def _run(job: Callable[[], list[Reconciliation]]) -> list[Reconciliation]:
@@ -68,12 +81,24 @@ def _run(job: Callable[[], list[Reconciliation]]) -> list[Reconciliation]:
         stop_session()
 
 
+def run_job(
+    settings: Settings,
+    job: Callable[[SparkSession], list[Reconciliation]],
+    master: str | None = None,
+    memory: str | None = None,
+) -> list[Reconciliation]:
+    """`job` on a Spark session built from the settings (`engines.spark_*`), stopped afterwards;
+    how `lakehouse bronze|silver|run` run a step the settings give to Spark."""
+    spark = _session(settings, master, memory)
+    return _run(lambda: job(spark))
+
+
 @app.command()
 def bronze(
     env: EnvOpt = None,
     set_: SetOpt = None,
-    master: MasterOpt = "local[2]",
-    driver_memory: MemoryOpt = "2g",
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -84,8 +109,9 @@ def bronze(
 
     current = cli_settings(env, set_)
     lake = writable_lake(current)
-    spark = _session(current, master, driver_memory)
-    recs = _run(lambda: spark_jobs.bronze_events(spark, lake, current, new_run_id()))
+    recs = run_job(
+        current, lambda spark: spark_jobs.bronze(spark, lake, current, new_run_id()), master, driver_memory
+    )
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},
@@ -97,8 +123,8 @@ def bronze(
 def silver(
     env: EnvOpt = None,
     set_: SetOpt = None,
-    master: MasterOpt = "local[2]",
-    driver_memory: MemoryOpt = "2g",
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -110,8 +136,9 @@ def silver(
 
     current = cli_settings(env, set_)
     lake = existing_lake(current)
-    spark = _session(current, master, driver_memory)
-    recs = _run(lambda: spark_jobs.silver(spark, lake, current, new_run_id()))
+    recs = run_job(
+        current, lambda spark: spark_jobs.silver(spark, lake, current, new_run_id()), master, driver_memory
+    )
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},
