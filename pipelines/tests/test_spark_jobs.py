@@ -548,3 +548,75 @@ def test_engine_setting_sends_bronze_to_spark_and_the_guard_holds(
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "bronze.events is written by the spark engine" in lines[0], err
     assert d.table("bronze.events").version() == version
+
+
+# -- maintenance on Spark ------------------------------------------------------------------------------
+def _small_spark_table(spark: Any, lake: Lake, table: str, app_id: str) -> None:
+    """A Spark-owned table of three small appends, each recording its batch as the watermark."""
+    from lakehouse.core import spark_delta
+
+    uri = lake.table_uri(table)
+    for batch in range(1, 4):
+        rows = spark.createDataFrame(
+            [(batch * 100 + i, f"k{i % 3}") for i in range(20)], "id BIGINT, k STRING"
+        )
+        spark_delta.ensure_table(spark, uri, rows)
+        spark_delta.append(rows.repartition(2), uri, app_id=app_id, txn_version=batch)
+
+
+@pytest.mark.spark_long
+def test_spark_optimize_restore_vacuum_keep_rows_watermarks_and_owner(
+    spark: Any, settings_factory: Any
+) -> None:
+    from lakehouse.core.errors import LakehouseError
+    from lakehouse.core.settings import MaintenanceSettings
+    from lakehouse.maintenance import spark_ops
+
+    lake = Lake(settings_factory())
+    table, app = "silver.small", "silver<-bronze.small"
+    _small_spark_table(spark, lake, table, app)
+    rows = duck(lake, table, "id, k")
+    assert len(rows) == 60 and lake.table(table).version() == 3
+    m = MaintenanceSettings(zorder={table: ["k", "id"]})
+
+    opt = spark_ops.optimize(spark, lake, m, table, zorder=True)
+    assert (opt.operation, opt.version_after) == ("zorder", 4)
+    assert opt.files_before == 6 and opt.files_after == 1 and opt.files_removed == 6, opt
+    last = lake.table(table).history(1)[0]
+    assert last["operation"] == "OPTIMIZE" and "zOrderBy" in str(last.get("operationParameters"))
+    assert duck(lake, table, "id, k") == rows
+
+    # back to before the OPTIMIZE: no watermark moves, so delta-spark's RESTORE may do it
+    res = spark_ops.restore(spark, lake, table, 3)
+    assert (res.operation, res.version_after, res.files_after) == ("restore", 5, 6)
+    assert duck(lake, table, "id, k") == rows
+    assert delta.txn_version(lake, table, app) == 3
+    assert ownership.owner(lake, table) == ownership.SPARK
+    # back to batch 1 would have to rewind the watermark 3 -> 1: refused, nothing committed
+    with pytest.raises(LakehouseError, match=r"must rewind its watermarks \(silver<-bronze\.small 3->1\)"):
+        spark_ops.restore(spark, lake, table, 1)
+    assert lake.table(table).version() == 5
+
+    with pytest.raises(LakehouseError, match="enforce_retention_duration=false"):
+        spark_ops.vacuum(spark, lake, m, table, retention_hours=0)
+    with pytest.raises(LakehouseError, match="enforce_retention_duration=false"):
+        spark_ops.vacuum(spark, lake, m, table, retention_hours=0, dry_run=True)
+    assert lake.table(table).version() == 5
+    loose = MaintenanceSettings(enforce_retention_duration=False)
+    planned = spark_ops.vacuum(spark, lake, loose, table, retention_hours=0, dry_run=True)
+    assert planned.files_removed >= 1 and planned.bytes_reclaimed > 0  # the OPTIMIZE's file at least
+    done = spark_ops.vacuum(spark, lake, loose, table, retention_hours=0)
+    assert (done.files_removed, done.bytes_reclaimed) == (planned.files_removed, planned.bytes_reclaimed)
+    assert spark_ops.vacuum(spark, lake, loose, table, retention_hours=0, dry_run=True).files_removed == 0
+    assert duck(lake, table, "id, k") == rows
+    assert delta.txn_version(lake, table, app) == 3
+
+    # the embedded engine's table: refused before anything is done
+    delta.append(lake, "silver.embedded_small", pa.table({"id": [1, 2]}))
+    for job in (
+        lambda: spark_ops.optimize(spark, lake, m, "silver.embedded_small"),
+        lambda: spark_ops.vacuum(spark, lake, loose, "silver.embedded_small", retention_hours=0),
+        lambda: spark_ops.restore(spark, lake, "silver.embedded_small", 0),
+    ):
+        with pytest.raises(ownership.OwnershipError, match="written by the embedded engine"):
+            job()

@@ -10,7 +10,7 @@ the engine that does not own a table refuses to write it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -30,9 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lakehouse.core.reconcile import Reconciliation
     from lakehouse.core.settings import Settings
+    from lakehouse.maintenance.ops import MaintenanceResult
 
+T = TypeVar("T")
 app = typer.Typer(
-    help="The distributed engine: bronze and silver events on Spark (delta-spark); table hand-over.",
+    help="The distributed engine: bronze and silver on Spark (delta-spark), its maintenance; table hand-over.",
     no_args_is_help=True,
 )
 MasterOpt = Annotated[
@@ -60,7 +62,7 @@ def _session(settings: Settings, master: str | None, memory: str | None) -> Spar
     return build_session(settings, options)
 
 
-def _run(job: Callable[[], list[Reconciliation]]) -> list[Reconciliation]:
+def _run(job: Callable[[], T]) -> T:
     """Run a Spark job and stop the session. A failure inside Spark becomes one line while the
     JVM still runs (a pyspark error's text is fetched from it), never a JVM stack trace."""
     from lakehouse.core.errors import LakehouseError
@@ -167,3 +169,109 @@ def handover(
     before = ownership.hand_over(lake, name, to)
     message = f"{name}: written by {to}" + (f" (was {before})" if before != to else " (already)")
     emit(as_json, {"table": name, "engine": to, "previous": before}, message)
+
+
+TableArg = Annotated[str, typer.Argument(help="the table, <layer>.<name>", metavar="TABLE")]
+
+
+def _maintain(
+    settings: Settings,
+    master: str | None,
+    memory: str | None,
+    job: Callable[[SparkSession], MaintenanceResult],
+) -> MaintenanceResult:
+    """One maintenance operation on Spark, recorded in ops.maintenance as `lakehouse maintain` does."""
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.maintenance import ops
+
+    spark = _session(settings, master, memory)
+    result = _run(lambda: job(spark))
+    ops.record(existing_lake(settings), [result], new_run_id())
+    return result
+
+
+@app.command()
+def optimize(
+    table: TableArg,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    zorder: Annotated[
+        bool | None, typer.Option("--zorder/--no-zorder", help="force or prevent Z-order (default: by size)")
+    ] = None,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """OPTIMIZE a Spark-owned TABLE with delta-spark: compaction, or ZORDER BY maintenance.zorder."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
+    from lakehouse.maintenance import spark_ops
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    spark_ops.check_owner(lake, name)
+    result = _maintain(
+        current,
+        master,
+        driver_memory,
+        lambda s: spark_ops.optimize(s, lake, current.maintenance, name, zorder=zorder),
+    )
+    _show([result], as_json, "OPTIMIZE (spark)")
+
+
+@app.command()
+def vacuum(
+    table: TableArg,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    retention_hours: Annotated[
+        int | None, typer.Option(help="override maintenance.vacuum_retention_hours", min=0)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be deleted")] = False,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """VACUUM a Spark-owned TABLE with delta-spark, by the retention rule of `lakehouse maintain vacuum`."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
+    from lakehouse.maintenance import spark_ops
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    spark_ops.check_owner(lake, name)
+    result = _maintain(
+        current,
+        master,
+        driver_memory,
+        lambda s: spark_ops.vacuum(
+            s, lake, current.maintenance, name, retention_hours=retention_hours, dry_run=dry_run
+        ),
+    )
+    _show([result], as_json, "VACUUM (spark)")
+
+
+@app.command()
+def restore(
+    table: TableArg,
+    version: Annotated[int, typer.Option(help="version to restore to", min=0)],
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """RESTORE a Spark-owned TABLE with delta-spark; refused in one line when its watermarks
+    would have to be rewound (delta-spark cannot record them in the restore's commit)."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
+    from lakehouse.maintenance import spark_ops
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    spark_ops.check_restore(lake, name, version)
+    result = _maintain(current, master, driver_memory, lambda s: spark_ops.restore(s, lake, name, version))
+    _show([result], as_json, "RESTORE (spark)")
