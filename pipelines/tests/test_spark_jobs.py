@@ -527,6 +527,18 @@ def test_engine_setting_refuses_bad_values_and_sources_in_one_line(
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and expect in lines[0], (args, code, err)
     assert not d.exists("bronze.events")
+    # maintenance of a table the embedded engine writes: refused before Spark starts
+    delta.append(d, "silver.embedded_small", pa.table({"id": [1, 2]}))
+    for args in (
+        ("spark", "optimize", "silver.embedded_small"),
+        ("spark", "vacuum", "silver.embedded_small"),
+        ("spark", "restore", "silver.embedded_small", "--version", "0"),
+    ):
+        code, err = _finish(_cli(d, *args), timeout=120)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (args, code, err)
+        assert "silver.embedded_small is written by the embedded engine" in lines[0], err
+    assert d.table("silver.embedded_small").version() == 0
 
 
 @pytest.mark.spark_long
