@@ -70,6 +70,7 @@ def stage(ctx: DemoContext, events: int | None = None) -> None:
                 + (f", late {st.late:,}, rejected {st.rejected:,}" if name == "speed" else "")
             )
         ctx.recs += ctx.timed("stream: silver", lambda: lake_jobs.silver(ctx.lake, settings, run_id))
+        ctx.audit("streaming", kafka=True)  # while the broker still runs: offsets are read from it
         console.print(_realtime_table(settings.postgres.serving_dsn))
     finally:
         if started_here:
