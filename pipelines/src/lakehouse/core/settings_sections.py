@@ -181,6 +181,19 @@ class SilverSettings(_Model):
     max_field_chars: int = Field(MAX_FIELD_CHARS, ge=16, description="a longer field: quarantined")
 
 
+class EngineSettings(_Model):
+    """Which engine runs each job: the embedded one (delta-rs + DuckDB) or Apache Spark with
+    delta-spark. `lakehouse bronze|silver|run` follow it; a table keeps one writer either way
+    (`lakehouse spark handover` moves it)."""
+
+    bronze: Literal["embedded", "spark"] = "embedded"
+    silver: Literal["embedded", "spark"] = "embedded"
+    spark_master: str = Field(
+        "local[2]", pattern=r"^(local(\[(\d+|\*)\])?|(spark|k8s)://\S+)$", description="Spark master URL"
+    )
+    spark_driver_memory: str = Field("2g", pattern=r"^\d+[kmgt]$", description="Spark driver heap")
+
+
 class MaintenanceSettings(_Model):
     """OPTIMIZE / VACUUM / checkpoints (lakehouse.maintenance)."""
 
