@@ -279,7 +279,7 @@ def test_json_output_agrees_with_the_lake(demo_env: tuple[dict[str, str], Settin
     records = json.loads(_run(env, "reconcile", "--json"))["records"]
     assert records and all(r["balanced"] for r in records)
     status = json.loads(_run(env, "status", "--json"))
-    assert {s["name"] for s in status["services"] if s["running"]} >= {"postgres", "kafka"}
+    assert {s["name"] for s in status["services"] if s["running"]} >= {"postgres", "apache-kafka"}
     assert status["lake"]["problem"] is None
     history = json.loads(_run(env, "maintain", "history", "silver.events", "--json"))["history"]
     added = sum(h["rows_added"] or 0 for h in history) - sum(h["rows_removed"] or 0 for h in history)
