@@ -9,8 +9,8 @@ Measured steps, each in a subprocess of its own (the Spark JVM is a child of it)
 * merge     MERGE of a change batch into a 1M-row current-state table (silver.orders):
             `silver.current_state.apply` against `silver.spark.current_state.apply`, both on the
             same starting table (written once by the embedded engine, handed over to Spark).
-* scd2      the SCD2 MERGE into a 1M-row dimension (silver.dim_customer), `silver.scd2.apply`:
-            the embedded engine only, the package has no Spark SCD2 job.
+* scd2      the SCD2 MERGE of a change batch into a 1M-row dimension (silver.dim_customer):
+            `silver.scd2.apply` against `silver.spark.scd2.apply`, same starting table.
 
 Per run: wall time of the subprocess, the step's own seconds (Spark's start-up excluded), CPU
 seconds of the whole process tree (getrusage of the waited-for children, the JVM included, or the
@@ -77,7 +77,7 @@ def run(
         log(f"{merge_rows:,}-row MERGE tables (built once, cached under {state})")
         merge_input = prepare_merge_input(state, merge_rows)
         plan.append(("merge", ["embedded", "spark"], merge_input, merge_rows))
-        plan.append(("scd2", ["embedded"], merge_input, merge_rows))
+        plan.append(("scd2", ["embedded", "spark"], merge_input, merge_rows))
     results: list[dict[str, Any]] = []
     problems: list[str] = []
     digests: dict[str, Any] = {}

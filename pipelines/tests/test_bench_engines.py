@@ -104,8 +104,9 @@ def test_bench_runs_both_engines_and_a_broken_spark_output_fails_it(tmp_path: Pa
         ("merge", "embedded"),
         ("merge", "spark"),
         ("scd2", "embedded"),
+        ("scd2", "spark"),
     }
-    for step in ("silver", "merge"):
+    for step in ("silver", "merge", "scd2"):
         emb, spark = runs[(step, "embedded")], runs[(step, "spark")]
         assert emb["verified"] is True and spark["verified"] is True
         assert emb["rows_out"] == spark["rows_out"] > 0 and emb["output_hash"] == spark["output_hash"]
