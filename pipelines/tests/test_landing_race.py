@@ -12,6 +12,7 @@ import pytest
 from deltalake.exceptions import CommitFailedError
 
 from lakehelpers import write_landing
+from lakehouse.app.cli import failures
 from lakehouse.bronze import landing
 from lakehouse.core.errors import TransientError
 from lakehouse.core.storage import Lake
@@ -35,8 +36,10 @@ def test_a_rival_commit_between_read_and_commit_fails_the_run(settings_factory: 
         result, _ = landing.ingest(lake, "rival", 1000)
         assert result.files == todo
 
-    with pytest.raises((CommitFailedError, TransientError)):
+    with pytest.raises((CommitFailedError, TransientError)) as lost:
         landing.ingest(lake, "loser", 1000, on_plan=rival)
+    # the CLI reports it as one line and exits 75, so a scheduler retries the run
+    assert failures.transient(lost.value) and "\n" not in failures.describe(lost.value)
     want = {name: 3 for name in (["a.jsonl"] if existing else []) + todo}
     assert landing.rows_per_file(lake) == want
     again, _ = landing.ingest(lake, "rerun", 1000)
