@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from lakehouse.services.process import free_port, port_in_use
+from local_config import user_env, write_local_config
 
 pytestmark = pytest.mark.slow
 
@@ -74,27 +75,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`lakehouse demo` on its own ports and state folder, as a user runs it (LAKEHOUSE_CONFIG)."""
     _needs(DBT, "dbt", "setup-dbt")
     base = tmp_path_factory.mktemp("dashboards")
-    config = yaml.safe_load((ROOT / "environments" / "local" / "pipeline.yaml").read_text())
     ports: set[int] = set()
-    for section, key in (
-        ("postgres", "port"),
-        ("seaweedfs", "port"),
-        ("streaming", "broker_port"),
-        ("streaming", "metrics_port"),
-    ):
-        ports.add(port := free_port(ports))
-        config[section][key] = port
-    config["lake_root"] = str(base / "lake")
-    config["state_dir"] = str(base / "state")
-    config["generator"].update(SMALL)
-    path = base / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "DASHBOARD_"))}
-    env |= {
-        "LAKEHOUSE_CONFIG": str(path),
-        "DASHBOARD_PORT": str(free_port(ports)),
-        "LAKEHOUSE_ROOT": str(ROOT),
-    }
+    path, config = write_local_config(base, SMALL, used=ports)
+    env = user_env(path, ("LAKEHOUSE_", "AWS_", "DASHBOARD_"), DASHBOARD_PORT=str(free_port(ports)))
     mp = pytest.MonkeyPatch()
     for k in [k for k in os.environ if k.startswith(("LAKEHOUSE_", "DASHBOARD_"))]:
         mp.delenv(k)

@@ -18,13 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 
 from lakehouse.core import delta
 from lakehouse.core.settings import Settings, load_settings
 from lakehouse.core.storage import Lake
 from lakehouse.services import known_services
-from lakehouse.services.process import free_port
+from local_config import user_env, write_local_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -36,18 +35,9 @@ WIDTH = 120
 def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Settings]]:
     """A config of its own: small data, free ports, a fresh state folder and lake."""
     base = tmp_path_factory.mktemp("demo")
-    config = yaml.safe_load((REPO / "environments" / "local" / "pipeline.yaml").read_text())
-    config.update(lake_root=str(base / "lake"), state_dir=str(base / "state"))
-    used: set[int] = set()
-    for section, key in (("postgres", "port"), ("streaming", "broker_port"), ("streaming", "metrics_port")):
-        port = free_port(used)
-        used.add(port)
-        config[section][key] = port
-    config["generator"].update(events=3000, event_files=4, customers=300, orders=2000, users=500)
-    path = base / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
-    env.update(LAKEHOUSE_CONFIG=str(path), LAKEHOUSE_ROOT=str(REPO), COLUMNS=str(WIDTH))
+    small = {"events": 3000, "event_files": 4, "customers": 300, "orders": 2000, "users": 500}
+    path, _ = write_local_config(base, small)
+    env = user_env(path, COLUMNS=str(WIDTH))
     old = os.environ.get("LAKEHOUSE_CONFIG")
     os.environ["LAKEHOUSE_CONFIG"] = str(path)
     try:

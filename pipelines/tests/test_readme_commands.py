@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from lakehouse.core import s3
 from lakehouse.core.settings import Settings, load_settings
 from lakehouse.core.storage import Lake
 from lakehouse.services import known_services
-from lakehouse.services.process import free_port
+from local_config import user_env, write_local_config
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -38,30 +37,14 @@ def readme_command(pattern: str) -> str:
 
 
 def small_config(base: Path) -> Path:
-    """environments/local/pipeline.yaml with free ports, a fresh state folder and small data."""
-    config = yaml.safe_load((REPO / "environments" / "local" / "pipeline.yaml").read_text())
-    config.update(state_dir=str(base / "state"))
-    used: set[int] = set()
-    for section, key in (
-        ("postgres", "port"),
-        ("seaweedfs", "port"),
-        ("streaming", "broker_port"),
-        ("streaming", "metrics_port"),
-    ):
-        port = free_port(used)
-        used.add(port)
-        config[section][key] = port
-    config["generator"].update(events=2000, event_files=2, customers=200, orders=1000, users=300)
-    path = base / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The local settings with free ports, a fresh state folder and small data; the lake is the command's."""
+    small = {"events": 2000, "event_files": 2, "customers": 200, "orders": 1000, "users": 300}
+    return write_local_config(base, small, lake=False)[0]
 
 
-def user_env(config: Path) -> dict[str, str]:
-    """This shell's environment without any lakehouse or AWS setting, plus the test's config."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "MAKE"))}
-    env.update(LAKEHOUSE_CONFIG=str(config), COLUMNS="120")
-    return env
+def shell_env(config: Path) -> dict[str, str]:
+    """This shell's environment without any lakehouse, AWS or make setting, plus the test's config."""
+    return user_env(config, ("LAKEHOUSE_", "AWS_", "MAKE"), root=False, COLUMNS="120")
 
 
 def settings_for(config: Path, lake_root: str) -> Settings:
@@ -104,7 +87,7 @@ def test_s3_one_liner_on_a_fresh_state_folder(fresh: Path) -> None:
     settings = settings_for(fresh, lake_root)
     assert not (settings.state_path / "seaweedfs").exists()  # nothing started, no credentials yet
 
-    out = run_shell(command, user_env(fresh))
+    out = run_shell(command, shell_env(fresh))
     assert "every run's counts add up" in out
     assert f"lake: {lake_root}" in out
 

@@ -19,10 +19,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import yaml
 
 from lakehouse.core.settings import Settings, load_settings
-from lakehouse.services.process import free_port
+from local_config import user_env, write_local_config
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -112,24 +111,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if not DBT.exists():
         pytest.fail(f"dbt is missing at {DBT}: run `make setup-dbt` (make test-pipelines does)")
     base = tmp_path_factory.mktemp("serving")
-    config = yaml.safe_load((ROOT / "environments" / "local" / "pipeline.yaml").read_text())
-    ports: set[int] = set()
-    for section, key in (
-        ("postgres", "port"),
-        ("seaweedfs", "port"),
-        ("streaming", "broker_port"),
-        ("streaming", "metrics_port"),
-        ("serving", "port"),
-    ):
-        ports.add(port := free_port(ports))
-        config.setdefault(section, {})[key] = port
-    config["lake_root"] = str(base / "lake")
-    config["state_dir"] = str(base / "state")
-    config["generator"].update(SMALL)
-    path = base / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
-    env |= {"LAKEHOUSE_CONFIG": str(path), "LAKEHOUSE_ROOT": str(ROOT)}
+    path, config = write_local_config(base, SMALL, extra_ports=[("serving", "port")])
+    env = user_env(path)
     mp = pytest.MonkeyPatch()
     for k in [k for k in os.environ if k.startswith("LAKEHOUSE_")]:
         mp.delenv(k)

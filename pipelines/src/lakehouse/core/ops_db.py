@@ -76,17 +76,17 @@ CREATE TABLE IF NOT EXISTS realtime.consumer_lag (
 COMMENT ON TABLE realtime.consumer_lag IS 'Records behind the log end per consumer group, sink and partition (the stream consumer, each second)';
 """
 
-# The speed layer's tables a dashboard may read (never realtime.stream_offsets).
-REALTIME_READABLE = (
+# The speed layer's windowed tables: what it writes per window and what the API serves.
+REALTIME_WINDOWS = (
     "events_per_minute",
     "logins_per_source",
     "purchases_per_minute",
     "orders_per_minute",
     "late_events",
     "rejected_events",
-    "stream_state",
-    "consumer_lag",
 )
+# The speed layer's tables a dashboard may read (never realtime.stream_offsets).
+REALTIME_READABLE = (*REALTIME_WINDOWS, "stream_state", "consumer_lag")
 # Readers that cache versions or tokens (the API) LISTEN here; a publication and a token change
 # NOTIFY in their own transaction, so the message arrives exactly when the change is visible.
 CHANNEL = "lakehouse_serving"

@@ -18,7 +18,8 @@ from lakehouse.core.reconcile import Reconciliation, new_run_id
 from lakehouse.core.storage import Lake
 from lakehouse.gold import gate
 from lakehouse.gold.build_ledger import BuildLedger
-from lakehouse.gold.dbt import DbtProject, DbtRun
+from lakehouse.gold.dbt import DbtProject
+from lakehouse.gold.dbt_results import DbtRun
 from lakehouse.gold.publish import marts
 
 

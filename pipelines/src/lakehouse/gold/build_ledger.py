@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse.gold.dbt import DbtProject, NodeResult, parse_run_results
+from lakehouse.gold.dbt import DbtProject
+from lakehouse.gold.dbt_results import NodeResult, parse_run_results
 
 _PASSED = ("success", "pass", "no-op")
 

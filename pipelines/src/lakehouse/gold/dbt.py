@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from lakehouse.core import lineage
 from lakehouse.core.errors import LakehouseError, TransientError
 from lakehouse.core.settings import PostgresSettings, Settings
 from lakehouse.core.storage import Lake
+from lakehouse.gold.dbt_results import DbtRun, parse_run_results
 
 DBT_ENV = "LAKEHOUSE_DBT"  # path of the dbt executable
 DBT_DIR_ENV = "LAKEHOUSE_DBT_PROJECT"  # path of the dbt project
@@ -58,43 +59,6 @@ class DbtError(LakehouseError):
 
 class DbtLockedError(DbtError, TransientError):
     """dbt could not open the build database: another process holds DuckDB's lock on it."""
-
-
-@dataclass(frozen=True)
-class NodeResult:
-    unique_id: str
-    resource_type: str
-    name: str
-    status: str  # success | pass | fail | error | warn | skipped | runtime error ...
-    failures: int
-    message: str
-    seconds: float
-    relation: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.status in ("fail", "error", "runtime error")
-
-
-@dataclass
-class DbtRun:
-    command: list[str]
-    returncode: int
-    seconds: float
-    results: list[NodeResult] = field(default_factory=list)
-    output: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not any(r.failed for r in self.results)
-
-    @property
-    def failed(self) -> list[NodeResult]:
-        return [r for r in self.results if r.failed]
-
-    @property
-    def skipped(self) -> list[NodeResult]:
-        return [r for r in self.results if r.status == "skipped"]
 
 
 @dataclass(frozen=True)
@@ -397,26 +361,3 @@ def _split_output(lines: list[str], n: int) -> list[str]:
             k = min(max(int(head) - 1, 0), n - 1) if head.isdigit() else k
         parts[k].append(line)
     return ["\n".join(p) for p in parts]
-
-
-def parse_run_results(data: dict[str, Any]) -> list[NodeResult]:
-    out = []
-    for r in data.get("results", []):
-        uid = r["unique_id"]
-        kind = uid.split(".", 1)[0]
-        out.append(
-            NodeResult(
-                unique_id=uid,
-                resource_type=kind,
-                name=uid.split(".")[-1] if kind != "source" else ".".join(uid.split(".")[-2:]),
-                status=str(r.get("status")),
-                failures=int(r.get("failures") or 0),
-                message=str(r.get("message") or r.get("error") or "")[:2000],
-                seconds=float(r.get("execution_time") or 0.0),
-                relation=str(r.get("relation_name") or ""),
-            )
-        )
-    return out
-
-
-# -- the build ledger: the gold gate reads the build's test results instead of running them again --

@@ -29,7 +29,8 @@ from lakehouse.core.quality import CheckResult
 from lakehouse.core.reconcile import new_run_id
 from lakehouse.core.storage import Lake
 from lakehouse.gold.build_ledger import BuildLedger
-from lakehouse.gold.dbt import DbtProject, DbtRun, NodeResult
+from lakehouse.gold.dbt import DbtProject
+from lakehouse.gold.dbt_results import DbtRun, NodeResult
 from lakehouse.silver import contracts as silver_contracts
 
 LAYERS = ("bronze", "silver", "gold")

@@ -9,17 +9,12 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
+from lakehouse.core.ops_db import REALTIME_WINDOWS
+
 GOLD = "gold"
 REALTIME = "realtime"
 # The speed layer's tables worth serving (its offsets and state row are bookkeeping).
-REALTIME_TABLES = (
-    "events_per_minute",
-    "logins_per_source",
-    "purchases_per_minute",
-    "orders_per_minute",
-    "late_events",
-    "rejected_events",
-)
+REALTIME_TABLES = REALTIME_WINDOWS
 _INTEGERS = {"smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64()}
 _TIME_TYPES = ("date", "timestamp with time zone", "timestamp without time zone")
 

@@ -31,6 +31,7 @@ from confluent_kafka import Message
 
 from lakehouse.bronze.kafka_sink import records_table
 from lakehouse.bronze.stream_sink import FlushResult, Sink
+from lakehouse.core.ops_db import REALTIME_WINDOWS
 from lakehouse.silver.classify import BatchClassifier
 
 SCHEMA_SQL = """
@@ -60,14 +61,7 @@ CREATE TABLE IF NOT EXISTS realtime.stream_state (
     rejected bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL, PRIMARY KEY (consumer, topic));
 """
 
-TABLES = (
-    "events_per_minute",
-    "logins_per_source",
-    "purchases_per_minute",
-    "orders_per_minute",
-    "late_events",
-    "rejected_events",
-)
+TABLES = REALTIME_WINDOWS
 
 # realtime.orders_per_minute.gmv_usd is in US dollars whatever silver's base currency is.
 GMV_CURRENCY = "USD"

@@ -18,25 +18,17 @@ from rich.table import Table
 from rich.text import Text
 
 from lakehouse.bronze import landing
-from lakehouse.core import delta, reconcile
+from lakehouse.core import delta, lineage, reconcile
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import LAYERS, Lake
 from lakehouse.maintenance.ops import discover_tables
 
 # The tables a full run writes, in flow order; any other table found in the lake follows.
 CORE_TABLES = (
-    "bronze.events",
-    "bronze.customers",
-    "bronze.products",
-    "bronze.orders",
-    "bronze.order_items",
-    "silver.events",
-    "silver.quarantine_events",
-    "silver.dim_customer",
-    "silver.dim_product",
-    "silver.orders",
-    "silver.order_items",
-    "ops.reconciliation",
+    *lineage.STEP_DATASETS["bronze:events"][1],
+    *lineage.STEP_DATASETS["bronze:postgres"][1],
+    *lineage.STEP_DATASETS["silver"][1],
+    reconcile.TABLE,
 )
 
 
