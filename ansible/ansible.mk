@@ -28,6 +28,9 @@ ANSIBLE_INVENTORIES := environments/dev/inventory/hosts.yml environments/prod/in
 
 .PHONY: setup-ansible lint-ansible test-ansible secrets-edit secrets-rotate secrets-init ansible-lock
 
+# The pipeline tests run the platform role's PostgreSQL tasks against their loopback server.
+PIPELINE_TEST_DEPS += setup-ansible
+
 setup-ansible: $(ANSIBLE_STAMP) ## Create .venv-ansible from ansible/requirements.lock (and apt: age, podman, debootstrap, ...)
 	@missing=""; for p in $(ANSIBLE_APT_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

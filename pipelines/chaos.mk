@@ -5,5 +5,5 @@ CHAOS_ARGS ?= --trials 50
 
 .PHONY: chaos
 
-chaos: setup ## Fault suite: SIGKILL each covered stage at random moments (50 trials each), compare with an uninterrupted run; report in .state/chaos/report.md
+chaos: setup ## Fault suite: SIGKILL each covered stage at random moments, concurrent writers, a full disk (50 trials each), compared with an uninterrupted run; report in .state/chaos/report.md
 	cd pipelines && $(VENV)/bin/python -m bench.chaos $(CHAOS_ARGS)

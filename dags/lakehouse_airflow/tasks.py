@@ -186,6 +186,19 @@ def gate(layer: str, *, publish: bool = False) -> BaseOperator:
     )
 
 
+def check_sources(after: str) -> BaseOperator:
+    """The independent reconciliation after a layer's gate: `lakehouse check sources` counts
+    from the sources themselves (landing lines, Kafka offsets, PostgreSQL rows per updated_at
+    window) against bronze, and bronze against silver, into ops.source_audit; it fails when a
+    row is lost or repeated. A leaf: it reports, the layers downstream do not wait for it."""
+    return lakehouse(
+        f"check_sources_{after}",
+        "check",
+        "sources",
+        doc_md="Independent reconciliation: `lakehouse check sources` (history in ops.source_audit).",
+    )
+
+
 def ingest(*, publish: bool = False) -> list[BaseOperator]:
     """Sources -> bronze: PostgreSQL (incremental), landing files, Kafka (available-now); then the
     bronze gate. Returns [first tasks..., gate]; PostgreSQL and landing share bronze's step lock,
@@ -199,6 +212,7 @@ def ingest(*, publish: bool = False) -> list[BaseOperator]:
         kafka = lakehouse("bronze_kafka", "stream consume", "--available-now")
         kafka >> check
         firsts.append(kafka)
+    check >> check_sources("bronze")
     return [*firsts, check]
 
 
@@ -206,7 +220,7 @@ def silver(*, publish: bool = False) -> list[BaseOperator]:
     """bronze -> silver on the configured engine, then the silver gate."""
     step = lakehouse("silver", "silver")
     check = gate("silver", publish=publish)
-    step >> check
+    step >> check >> check_sources("silver")
     return [step, check]
 
 

@@ -8,16 +8,34 @@ Stages covered (each writes Delta tables on the embedded engine, no other servic
 * `optimize`  OPTIMIZE (compaction) of bronze.events
 * `vacuum`    VACUUM (retention 0) of bronze.events after a compaction
 
-Not covered here yet: PostgreSQL -> bronze, Kafka -> bronze and the speed layer (their SIGKILL
-trials are in tests/test_streaming_exactly_once.py), SCD2, current state, gold build and publish,
-the Spark jobs, service restarts, concurrent writers and a full disk.
+Concurrent writers (on a lake whose bronze holds more than silver has taken):
+
+* `race-silver`    two silver runs at once
+* `race-optimize`  a silver run racing OPTIMIZE of silver.events
+* `race-vacuum`    a silver run racing OPTIMIZE + VACUUM (retention 0) of silver.events
+* `race-landing`   two landing ingests at once, bronze.events existing, half the files to do
+
+A full disk: `diskfull-landing`, `diskfull-silver` run the stage with a random limit on the size
+of any file it writes (RLIMIT_FSIZE, 8 KiB - 512 KiB): it stops with an error or fits; its
+tables must stay readable, and a rerun without the limit must reach the uninterrupted result.
+
+Against the suite's own PostgreSQL (started on a free port, the generator's source loaded):
+
+* `postgres`          PostgreSQL -> bronze.customers/products/orders/order_items (SIGKILL)
+* `scd2`              bronze -> silver.dim_customer, silver.dim_product (SIGKILL)
+* `current-state`     bronze -> silver.orders, silver.order_items (SIGKILL)
+* `restart-postgres`  the PostgreSQL server SIGKILLed during an extraction, started again
+
+Not covered here yet: Kafka -> bronze and the speed layer (their SIGKILL and broker-restart
+trials are in tests/test_streaming_exactly_once.py), gold build and publish, the Spark jobs,
+and restarts of the S3 server.
 
 Per trial: a copy of the stage's input lake; the stage in a subprocess, killed with SIGKILL at a
 uniformly random moment of its measured run time (after its imports); the stage once more to the
 end; then per table the rows lost, rows duplicated (by the rows' source identity) and whether
 DuckDB can read the table. Results: a table on the console and <state>/chaos/report.md.
 
-    python -m bench.chaos [--trials 50] [--stages landing,silver,optimize,vacuum] [--seed 1]
+    python -m bench.chaos [--trials 50] [--stages landing,silver,race-silver,diskfull-silver,...] [--seed 1]
 """
 
 from __future__ import annotations
@@ -39,6 +57,43 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("landing", "silver", "optimize", "vacuum")
+# concurrent writers of silver: the silver run and what races it, on the "race" input lake
+RACES = {
+    "race-silver": "silver",  # two silver runs at once
+    "race-optimize": "optimize-silver",  # silver racing OPTIMIZE of silver.events
+    "race-vacuum": "vacuum-silver",  # silver racing OPTIMIZE + VACUUM (retention 0) of silver.events
+    "race-landing": "landing",  # two landing ingests at once onto an existing bronze.events
+}
+# the stage each race reruns and compares (default silver); its input lake is inputs[scenario],
+# else "race"
+RACE_STAGE = {"race-landing": "landing"}
+# a stage whose files may not grow past a random size (a full disk), then rerun without limit
+DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
+# stages reading the PostgreSQL source or the bronze tables extracted from it; the suite starts
+# its own PostgreSQL (free port) for them. `restart-postgres` SIGKILLs the server (not the job)
+# at a random moment of an extraction, starts it again and reruns the extraction.
+PG_STAGES = ("postgres", "scd2", "current-state")
+SERVICE_RESTARTS = ("restart-postgres",)
+SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS)
+_PG_KEYS = {
+    "customers": ("customer_id",),
+    "products": ("product_id",),
+    "orders": ("order_id",),
+    "order_items": ("order_id", "line_no"),
+}
+
+
+def _concat(*exprs: str) -> str:
+    return " || ':' || ".join(f"coalesce(CAST({e} AS VARCHAR), '-')" for e in exprs)
+
+
+IDENTITY_PG = {
+    **{f"bronze.{t}": _concat(*k, "updated_at", "_row_hash") for t, k in _PG_KEYS.items()},
+    "silver.dim_customer": _concat("version_key", "valid_to", "is_current"),
+    "silver.dim_product": _concat("version_key", "valid_to", "is_current"),
+    "silver.orders": _concat("order_id", "updated_at"),
+    "silver.order_items": _concat("order_id", "line_no", "updated_at"),
+}
 # Rows are told apart by where they came from, never by the job's own ids.
 IDENTITY = {
     "bronze.events": "source_file || ':' || source_line",
@@ -50,6 +105,14 @@ TABLES = {
     "silver": ("silver.events", "silver.quarantine_events"),
     "optimize": ("bronze.events",),
     "vacuum": ("bronze.events",),
+    **{r: ("silver.events", "silver.quarantine_events") for r in RACES},
+    "race-landing": ("bronze.events",),
+    "diskfull-landing": ("bronze.events",),
+    "diskfull-silver": ("silver.events", "silver.quarantine_events"),
+    "postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
+    "restart-postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
+    "scd2": ("silver.dim_customer", "silver.dim_product"),
+    "current-state": ("silver.orders", "silver.order_items"),
 }
 EVENTS = 6000
 FILES = 12
@@ -69,8 +132,15 @@ def _settings(lake: Path, state: Path) -> Any:
             "silver.chunk_rows": 700,
             "maintenance.vacuum_retention_hours": 0,
             "maintenance.enforce_retention_duration": "false",
+            "generator.customers": 400,
+            "generator.products": 60,
+            "generator.orders": 1500,
+            **({"postgres.port": int(os.environ[PG_PORT_ENV])} if PG_PORT_ENV in os.environ else {}),
         },
     )
+
+
+PG_PORT_ENV = "LAKEHOUSE_CHAOS_PG_PORT"
 
 
 def run_stage(stage: str, lake: Path, state: Path) -> None:
@@ -91,8 +161,94 @@ def run_stage(stage: str, lake: Path, state: Path) -> None:
         ops.optimize(target, settings.maintenance, "bronze.events", zorder=False)
     elif stage == "vacuum":
         ops.vacuum(target, settings.maintenance, "bronze.events")
+    elif stage in ("postgres", "restart-postgres"):
+        from lakehouse.bronze import postgres_extract
+
+        postgres_extract.extract_all(target, settings.postgres.source_dsn, new_run_id(), 120)
+    elif stage == "scd2":
+        from lakehouse.silver import scd2
+
+        for dim in scd2.DIMENSIONS:
+            scd2.apply(target, dim, new_run_id())
+    elif stage == "current-state":
+        from lakehouse.silver import current_state
+
+        for table in current_state.TABLES:
+            current_state.apply(target, table, new_run_id())
+    elif stage == "optimize-silver":
+        ops.optimize(target, settings.maintenance, "silver.events", zorder=False)
+    elif stage == "vacuum-silver":
+        ops.optimize(target, settings.maintenance, "silver.events", zorder=False)
+        ops.vacuum(target, settings.maintenance, "silver.events")
     else:
         raise SystemExit(f"unknown stage {stage}")
+
+
+def start_postgres(base: Path) -> Any:
+    """The suite's own PostgreSQL on a free port, with the generator's source loaded; the port
+    goes to the workers through LAKEHOUSE_CHAOS_PG_PORT."""
+    from lakehouse.generator import source_db
+    from lakehouse.services.postgres import LocalPostgres
+    from lakehouse.services.process import free_port
+
+    os.environ[PG_PORT_ENV] = str(free_port())
+    settings = _settings(base / "pg-lake", base / "state")
+    pg = LocalPostgres.from_settings(settings)
+    pg.start()
+    source_db.load(settings.postgres.source_dsn, settings.generator)
+    return pg
+
+
+def prepare_postgres(base: Path, inputs: dict[str, Path]) -> None:
+    """Inputs of the PostgreSQL stages: an empty lake (extraction), bronze extracted (SCD2,
+    current state)."""
+    from lakehouse.bronze import postgres_extract
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+
+    empty = base / "input-postgres"
+    empty.mkdir()
+    inputs["postgres"] = inputs["restart-postgres"] = empty
+    extracted = base / "input-pg-bronze"
+    s = _settings(extracted, base / "state")
+    postgres_extract.extract_all(Lake(s), s.postgres.source_dsn, new_run_id(), 120)
+    inputs["scd2"] = inputs["current-state"] = extracted
+
+
+def run_postgres_restart(
+    scenario: str, trials: int, base: Path, inputs: dict[str, Path], rng: random.Random, pg: Any
+) -> StageResult:
+    """PostgreSQL SIGKILLed at a random moment of an extraction, started again; the extraction
+    fails with an error or finishes; run again, bronze must equal an uninterrupted extraction."""
+    state = base / "state"
+    result = StageResult(scenario)
+    reference, work_seconds = _reference("postgres", inputs[scenario], base)
+    t0 = time.perf_counter()
+    stops: dict[str, int] = {}
+    for i in range(trials):
+        lake = base / f"trial-{scenario}-{i}"
+        shutil.copytree(inputs[scenario], lake)
+        err = base / f"{scenario}-{i}.err"
+        proc = _worker("postgres", lake, state, stderr=err)
+        _wait_ready(proc)
+        time.sleep(rng.uniform(0.0, work_seconds))
+        pid = pg.status().pid
+        if pid and proc.poll() is None:
+            os.kill(pid, signal.SIGKILL)
+            result.killed += 1
+        if proc.wait() != 0:
+            result.stopped += 1
+            line = _last_line(err)
+            stops[line] = stops.get(line, 0) + 1
+        pg.start()
+        _rerun(result, "postgres", lake, state, i)
+        _check(result, lake, TABLES[scenario], reference)
+        result.trials += 1
+        shutil.rmtree(lake, ignore_errors=True)
+    result.seconds = time.perf_counter() - t0
+    result.notes.insert(0, f"PostgreSQL SIGKILLed during an extraction of {work_seconds:.2f} s, restarted")
+    result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
+    return result
 
 
 def prepare(base: Path) -> dict[str, Path]:
@@ -115,7 +271,38 @@ def prepare(base: Path) -> dict[str, Path]:
     shutil.copytree(inputs["silver"], inputs["vacuum"])
     s = _settings(inputs["vacuum"], state)
     ops.optimize(Lake(s), s.maintenance, "bronze.events", zorder=False)
+    inputs["race"] = _race_input(base, state)
+    inputs["race-landing"] = base / "input-race-landing"
     return inputs
+
+
+def _race_input(base: Path, state: Path) -> Path:
+    """A lake whose silver holds the first half of the events in many commits and whose bronze
+    holds all of them: a silver run has work to do while OPTIMIZE / VACUUM of silver.events run."""
+    from lakehouse.bronze import landing
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+    from lakehouse.silver import events
+
+    lake = base / "input-race"
+    shutil.copytree(base / "input-landing", lake)
+    s = _settings(lake, state)
+    target = Lake(s)
+    folder = lake / "landing" / "events"
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".jsonl")
+    aside = lake / "aside"
+    aside.mkdir()
+    for f in files[len(files) // 2 :]:
+        f.rename(aside / f.name)
+    landing.ingest(target, new_run_id(), s.bronze.max_rows_per_commit)
+    events.run(target, s.silver, new_run_id())
+    for f in aside.iterdir():
+        f.rename(folder / f.name)
+    aside.rmdir()
+    # the landing race starts here: bronze.events exists and half the files are still to do
+    shutil.copytree(lake, base / "input-race-landing")
+    landing.ingest(target, new_run_id(), s.bronze.max_rows_per_commit)
+    return lake
 
 
 def contents(lake: Path, table: str) -> dict[str, int] | None:
@@ -128,7 +315,8 @@ def contents(lake: Path, table: str) -> dict[str, int] | None:
     con = Lake(_settings(lake, lake.parent / "state")).duckdb()
     try:
         rows = con.execute(
-            f"SELECT {IDENTITY[table]} AS k, count(*) FROM delta_scan('{lake}/{layer}/{name}') GROUP BY 1"
+            f"SELECT {IDENTITY.get(table) or IDENTITY_PG[table]} AS k, count(*) "
+            f"FROM delta_scan('{lake}/{layer}/{name}') GROUP BY 1"
         ).fetchall()
         return {str(k): int(n) for k, n in rows}
     except duckdb.Error:
@@ -153,19 +341,54 @@ class StageResult:
     duplicated: int = 0
     unreadable: int = 0
     rerun_failed: int = 0
+    stopped: int = 0  # writers that stopped with an error (a lost race, a full disk)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
-def _worker(stage: str, lake: Path, state: Path) -> subprocess.Popen[bytes]:
+def _worker(
+    stage: str, lake: Path, state: Path, *, max_file_bytes: int | None = None, stderr: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The stage in a child process. `max_file_bytes`: no file the child writes may grow past it
+    (RLIMIT_FSIZE: the write fails with EFBIG, as on a full disk; SIGXFSZ is ignored so the
+    error reaches the writer instead of killing the child)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.chaos", "--worker", stage, "--lake", str(lake), "--state", str(state)],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+
+    def limit() -> None:
+        if max_file_bytes is not None:
+            import resource
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    err = stderr.open("wb") if stderr is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.chaos",
+                "--worker",
+                stage,
+                "--lake",
+                str(lake),
+                "--state",
+                str(state),
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            preexec_fn=limit if max_file_bytes is not None else None,
+        )
+    finally:
+        if stderr is not None and not isinstance(err, int):
+            err.close()
+
+
+def _last_line(path: Path) -> str:
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "(nothing on stderr)"
 
 
 def _wait_ready(proc: subprocess.Popen[bytes]) -> float:
@@ -223,6 +446,112 @@ def run_trials(
     return result
 
 
+def _reference(stage: str, source: Path, base: Path) -> tuple[dict[str, dict[str, int] | None], float]:
+    """The tables of `stage` run whole on a copy of `source`, and how long it ran."""
+    lake = base / f"reference-{stage}-{source.name}"
+    if not lake.exists():
+        shutil.copytree(source, lake)
+    state = base / "state"
+    proc = _worker(stage, lake, state)
+    started = _wait_ready(proc)
+    proc.wait()
+    seconds = max(0.05, time.perf_counter() - started)
+    return {t: contents(lake, t) for t in TABLES[stage]}, seconds
+
+
+def _check(result: StageResult, lake: Path, tables: tuple[str, ...], reference: dict[str, Any]) -> None:
+    for table in tables:
+        got = contents(lake, table)
+        want = reference[table]
+        if got is None:
+            result.unreadable += 1
+            continue
+        lost, duplicated = compare(want, got)
+        result.lost += lost
+        result.duplicated += duplicated
+
+
+def _rerun(result: StageResult, stage: str, lake: Path, state: Path, i: int) -> None:
+    try:
+        run_stage(stage, lake, state)
+    except Exception as exc:  # the rerun must complete: record, do not stop the suite
+        result.rerun_failed += 1
+        result.notes.append(f"trial {i}: rerun failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def run_race(scenario: str, trials: int, base: Path, inputs: dict[str, Path]) -> StageResult:
+    """Two writers at once: silver (or RACE_STAGE's) and RACES[scenario]; then it once more. Each
+    writer either commits or stops with an error (counted, its last line kept); no commit may be
+    lost and the tables must equal a lone silver run's."""
+    state = base / "state"
+    result = StageResult(scenario)
+    main = RACE_STAGE.get(scenario, "silver")
+    source = inputs.get(scenario, inputs["race"])
+    reference, _ = _reference(main, source, base)
+    t0 = time.perf_counter()
+    stops: dict[str, int] = {}
+    for i in range(trials):
+        lake = base / f"trial-{scenario}-{i}"
+        shutil.copytree(source, lake)
+        errs = [base / f"{scenario}-{i}-{n}.err" for n in range(2)]
+        procs = [
+            _worker(stage, lake, state, stderr=err)
+            for stage, err in zip((main, RACES[scenario]), errs, strict=True)
+        ]
+        for proc in procs:
+            _wait_ready(proc)
+        for proc, err in zip(procs, errs, strict=True):
+            if proc.wait() != 0:
+                result.stopped += 1
+                line = _last_line(err)
+                stops[line] = stops.get(line, 0) + 1
+        _rerun(result, main, lake, state, i)
+        _check(result, lake, TABLES[scenario], reference)
+        result.trials += 1
+        shutil.rmtree(lake, ignore_errors=True)
+    result.seconds = time.perf_counter() - t0
+    result.notes.insert(0, f"{main} against {RACES[scenario]}, started together")
+    result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
+    return result
+
+
+def run_disk_full(
+    scenario: str, trials: int, base: Path, inputs: dict[str, Path], rng: random.Random
+) -> StageResult:
+    """The stage with a random file-size limit (8 KiB - 512 KiB): it stops with an error (or fits);
+    the tables must stay readable; the rerun without limit must reach the uninterrupted result."""
+    state = base / "state"
+    stage = DISK_FULL[scenario]
+    result = StageResult(scenario)
+    reference, _ = _reference(stage, inputs[stage], base)
+    t0 = time.perf_counter()
+    stops: dict[str, int] = {}
+    for i in range(trials):
+        lake = base / f"trial-{scenario}-{i}"
+        shutil.copytree(inputs[stage], lake)
+        err = base / f"{scenario}-{i}.err"
+        proc = _worker(stage, lake, state, max_file_bytes=rng.randint(8 << 10, 512 << 10), stderr=err)
+        _wait_ready(proc)
+        if proc.wait() != 0:
+            result.stopped += 1
+            line = _last_line(err)
+            stops[line] = stops.get(line, 0) + 1
+        for table in TABLES[scenario]:
+            log = lake / table.replace(".", "/") / "_delta_log"
+            created = log.exists() and any(log.glob("*.json"))
+            if created and contents(lake, table) is None:
+                result.unreadable += 1
+                result.notes.append(f"trial {i}: {table} unreadable after the full disk")
+        _rerun(result, stage, lake, state, i)
+        _check(result, lake, TABLES[scenario], reference)
+        result.trials += 1
+        shutil.rmtree(lake, ignore_errors=True)
+    result.seconds = time.perf_counter() - t0
+    result.notes.insert(0, f"{stage} with RLIMIT_FSIZE between 8 KiB and 512 KiB")
+    result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
+    return result
+
+
 def report(results: list[StageResult], path: Path) -> str:
     lines = [
         "# Fault suite: SIGKILL at a random moment, rerun, compare with an uninterrupted run",
@@ -230,13 +559,14 @@ def report(results: list[StageResult], path: Path) -> str:
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Rows are compared by source identity through "
         "DuckDB's delta_scan.",
         "",
-        "| stage | trials | killed mid-run | rows lost | rows duplicated | unreadable tables | rerun failed | seconds |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| stage | trials | killed mid-run | rows lost | rows duplicated | unreadable tables | rerun failed "
+        "| writers stopped | seconds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.stage} | {r.trials} | {r.killed} | {r.lost} | {r.duplicated} | {r.unreadable} | "
-            f"{r.rerun_failed} | {r.seconds:.0f} |"
+            f"{r.rerun_failed} | {r.stopped} | {r.seconds:.0f} |"
         )
     lines += ["", "Stages covered: " + ", ".join(r.stage for r in results) + ".", ""]
     lines += [
@@ -262,23 +592,53 @@ def suite(
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)
+        pg = None
+        if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS}:
+            pg = start_postgres(base)
+            prepare_postgres(base, inputs)
         results = []
-        for stage in stages:
-            r = run_trials(stage, trials, base, inputs, rng)
-            results.append(r)
-            if on_stage:
-                on_stage(r)
+        try:
+            results = _run_all(stages, trials, base, inputs, rng, pg, on_stage)
+        finally:
+            if pg is not None:
+                pg.stop()
+                os.environ.pop(PG_PORT_ENV, None)
     report(results, out)
+    return results
+
+
+def _run_all(
+    stages: list[str],
+    trials: int,
+    base: Path,
+    inputs: dict[str, Path],
+    rng: random.Random,
+    pg: Any,
+    on_stage: Callable[[StageResult], None] | None,
+) -> list[StageResult]:
+    results = []
+    for stage in stages:
+        if stage in SERVICE_RESTARTS:
+            r = run_postgres_restart(stage, trials, base, inputs, rng, pg)
+        elif stage in RACES:
+            r = run_race(stage, trials, base, inputs)
+        elif stage in DISK_FULL:
+            r = run_disk_full(stage, trials, base, inputs, rng)
+        else:
+            r = run_trials(stage, trials, base, inputs, rng)
+        results.append(r)
+        if on_stage:
+            on_stage(r)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--stages", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--worker", choices=STAGES)
+    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values()))
     parser.add_argument("--lake")
     parser.add_argument("--state")
     args = parser.parse_args()
@@ -291,9 +651,9 @@ def main() -> None:
         run_stage(args.worker, Path(args.lake), Path(args.state))
         return
     stages = [s for s in args.stages.split(",") if s]
-    unknown = sorted(set(stages) - set(STAGES))
+    unknown = sorted(set(stages) - set(SCENARIOS))
     if unknown:
-        raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     from lakehouse.core.settings import load_settings
 
     out = Path(args.out) if args.out else load_settings("local").state_path / "chaos" / "report.md"

@@ -7,6 +7,9 @@ JVM_RESOLVE := python3 pipelines/jvm/resolve.py --state $(STATE)/jvm
 PYSPARK_JARS = $(shell $(VENV)/bin/python -c "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))")
 
 PIPELINE_TEST_DEPS += jars-spark jars-kafka
+# the demo's local broker is Apache Kafka
+DEMO_DEPS += jars-kafka
+demo-stream services-up: jars-kafka
 
 .PHONY: jars jars-spark jars-kafka jvm-lock
 

@@ -40,3 +40,58 @@ def test_the_comparison_sees_a_lost_and_a_repeated_row(settings_factory: Any) ->
     delta.append(lake, "bronze.events", rows.slice(0, 1))
     got = chaos.contents(root, "bronze.events")
     assert got is not None and chaos.compare(want, got) == (1, 1)
+
+
+def test_short_concurrent_writers_full_disk_and_postgres(tmp_path: Path) -> None:
+    """Two silver runs at once, silver racing OPTIMIZE + VACUUM of its table, a full disk under
+    silver, the PostgreSQL stages killed and the PostgreSQL server killed mid-extraction: whoever
+    stops, stops with an error and writes nothing; the rerun reaches the uninterrupted result.
+    (`make chaos` runs every scenario, race-optimize and diskfull-landing too.)"""
+    from lakehouse.services.postgres import find_pg_bin
+
+    find_pg_bin()
+    scenarios = ["race-silver", "race-vacuum", "diskfull-silver", *chaos.PG_STAGES, *chaos.SERVICE_RESTARTS]
+    out = tmp_path / "chaos" / "report.md"
+    results = chaos.suite(1, scenarios, out, seed=3)
+    assert [r.stage for r in results] == scenarios
+    for r in results:
+        assert r.trials == 1, r
+        assert (r.lost, r.duplicated, r.unreadable, r.rerun_failed) == (0, 0, 0, 0), r
+    race = results[0]
+    assert race.stopped <= 1, race  # of two silver runs at once, at most one gives way
+    assert sum(r.killed for r in results if r.stage in chaos.PG_STAGES) >= 1, results
+    assert "| race-silver | 1 |" in out.read_text() and "| restart-postgres | 1 |" in out.read_text()
+
+
+def test_a_silver_run_whose_mark_moved_on_writes_nothing(settings_factory: Any) -> None:
+    """The fence under the race: a silver commit made from a mark another run has moved on stops
+    with a TransientError and leaves the table as it was."""
+    from lakehelpers import bronze_and_silver, write_landing
+    from lakehouse.core.errors import TransientError
+    from lakehouse.silver import events
+
+    settings = settings_factory()
+    lake = Lake(settings)
+    write_landing(
+        lake,
+        "a.jsonl",
+        [{"event_id": "e1", "user_id": 1, "event_type": "click", "ts": "2026-11-02T10:00:00Z"}],
+    )
+    bronze_and_silver(lake, settings)
+    dt = lake.table(events.EVENTS)
+    version, mark = dt.version(), dt.transaction_version(events.APP_ID)
+    assert mark is not None
+    rows = dt.to_pyarrow_table()
+    with pytest.raises(TransientError, match="another silver run absorbed"):
+        events._append(
+            lake,
+            events.EVENTS,
+            rows.to_reader(),
+            0,
+            mark + 1,
+            mark - 1,
+            ["event_date"],
+            "stale",
+            {events.EVENTS: mark - 1},
+        )
+    assert lake.table(events.EVENTS).version() == version

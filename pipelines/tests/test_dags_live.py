@@ -34,9 +34,10 @@ from psycopg import sql
 
 from airflow_helpers import DBT, LAKEHOUSE, REPO, require_airflow
 from lakehouse.app import jobs
+from lakehouse.core.jvm import load_bundle
 from lakehouse.core.settings import Settings, load_settings
 from lakehouse.core.storage import Lake
-from lakehouse.services.kafka import LocalKafka, find_tansu
+from lakehouse.services import local_broker
 from lakehouse.services.process import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_live, pytest.mark.timeout(1800)]
@@ -186,7 +187,9 @@ def live(
 ) -> Iterator[Live]:
     require_airflow()
     assert DBT.exists(), f"dbt is part of these runs: run make setup-dbt ({DBT} missing)"
-    find_tansu()  # the Kafka-protocol broker is part of these runs (fails with the reason if missing)
+    load_bundle(
+        "kafka"
+    )  # the local Apache Kafka broker is part of these runs (fails with the reason if missing)
     tmp = tmp_path_factory.mktemp("live")
     tag = uuid.uuid4().hex[:6]
     source_db, serving_db = f"live_src_{tag}", f"live_serve_{tag}"
@@ -241,7 +244,7 @@ def live(
         subprocess.run(
             ["bash", str(LOCAL_SH), "stop"], env=env, capture_output=True, timeout=120, check=False
         )
-        LocalKafka.from_settings(settings).stop()
+        local_broker(settings).stop()
         mp.undo()
 
 

@@ -175,7 +175,13 @@ def test_pipeline_order_and_gates_between_layers(bags: dict[str, Any]) -> None:
         "gold_build",
         "gate_gold",
         "gold_publish",
+        "check_sources_bronze",
+        "check_sources_silver",
     }
+    # the independent reconciliation follows each layer's gate, as a leaf
+    assert tasks["check_sources_bronze"]["upstream"] == ["gate_bronze"]
+    assert tasks["check_sources_silver"]["upstream"] == ["gate_silver"]
+    assert tasks["check_sources_silver"]["command"] == '"$LAKEHOUSE_BIN" check --env "$LAKEHOUSE_ENV" sources'
     # each layer's gate sits between it and the next layer: nothing bypasses a gate
     assert tasks["silver"]["upstream"] == ["gate_bronze"]
     assert tasks["gold_build"]["upstream"] == ["gate_silver"]

@@ -227,6 +227,9 @@ def test_demo_twice_with_a_batch_by_hand_stays_in_step(demo_env: tuple[dict[str,
     for heading in ("Tables in", "Quarantine by reason", "Reconciliation (this demo)", "Timings"):
         assert heading in first
     assert "every run's counts add up" in first
+    assert "independent reconciliation: nothing lost or repeated after 4 jobs" in first
+    assert "check sources after streaming: 0 lost, 0 repeated" in first
+    assert "kafka_offsets" in first and "postgres_rows" in first
     assert "source database loaded" in first
     assert "change batch 1:" in first and "change batch 2:" in first
     _check_width(first, ("landing/events", "postgres:shop.order_items", "kafka/user-events"))
@@ -246,6 +249,7 @@ def test_demo_twice_with_a_batch_by_hand_stays_in_step(demo_env: tuple[dict[str,
     assert "change batch 1:" not in second and "change batch 3:" not in second
     assert "change batch 4:" in second and "change batch 5:" in second
     assert "every run's counts add up" in second
+    assert "independent reconciliation: nothing lost or repeated after 4 jobs" in second
     _check_width(second, ("postgres:shop.order_items", "kafka/user-events"))  # no new landing files
     assert _landing_files(settings) == files  # reused: not one landing file written again
     produced = int(re.search(r"produced ([\d,]+) records", second).group(1).replace(",", ""))  # type: ignore[union-attr]
@@ -275,7 +279,7 @@ def test_json_output_agrees_with_the_lake(demo_env: tuple[dict[str, str], Settin
     records = json.loads(_run(env, "reconcile", "--json"))["records"]
     assert records and all(r["balanced"] for r in records)
     status = json.loads(_run(env, "status", "--json"))
-    assert {s["name"] for s in status["services"] if s["running"]} >= {"postgres", "kafka"}
+    assert {s["name"] for s in status["services"] if s["running"]} >= {"postgres", "apache-kafka"}
     assert status["lake"]["problem"] is None
     history = json.loads(_run(env, "maintain", "history", "silver.events", "--json"))["history"]
     added = sum(h["rows_added"] or 0 for h in history) - sum(h["rows_removed"] or 0 for h in history)

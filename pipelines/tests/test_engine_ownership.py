@@ -88,3 +88,51 @@ def test_handover_of_a_missing_table_or_to_an_unknown_engine_is_one_line(lake: L
         assert done.returncode == 2
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert expect in done.stderr
+
+
+def test_every_embedded_writer_refuses_a_spark_table_before_writing(lake: Lake) -> None:
+    """Silver (all its tables), backfill, maintenance and the Kafka sink check the owner before
+    their first commit; the lake-wide maintenance run leaves Spark's tables to Spark."""
+    from lakehouse.app import jobs
+    from lakehouse.bronze.kafka_sink import BronzeSink
+    from lakehouse.maintenance import ops
+
+    ok = _cli(lake, "silver")
+    assert ok.returncode == 0, ok.stderr
+    ownership.hand_over(lake, "silver.ref_country", ownership.SPARK)
+    versions = {t: lake.table(t).version() for t in ("silver.events", "silver.ref_country")}
+
+    # silver: a Spark-owned reference table stops the step before silver.events gets a commit
+    _, base = lake.landing("events")
+    Path(base, "more.jsonl").write_text('{"event_id": "late-1"}\n')
+    assert _cli(lake, "bronze", "--source", "events").returncode == 0
+    refused = _cli(lake, "silver")
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "silver.ref_country is written by the spark engine" in lines[0], refused.stderr
+    assert {t: lake.table(t).version() for t in versions} == versions
+
+    for args in (
+        ["maintain", "optimize", "silver.ref_country"],
+        ["maintain", "vacuum", "silver.ref_country"],
+        ["maintain", "restore", "silver.ref_country", "--version", "0"],
+    ):
+        done = _cli(lake, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "silver.ref_country is written by the spark engine" in done.stderr
+
+    covered = ops.maintained_tables(lake, lake.settings.maintenance)
+    assert "silver.ref_country" not in covered and "silver.events" in covered
+    assert lake.table("silver.ref_country").version() == versions["silver.ref_country"]
+
+    ownership.hand_over(lake, "silver.events", ownership.SPARK)
+    with pytest.raises(ownership.OwnershipError, match=r"silver\.events is written by the spark"):
+        jobs.silver(lake, lake.settings, new_run_id())
+    backfill = _cli(lake, "maintain", "backfill", "--from", "2020-01-01", "--to", "2030-01-01")
+    assert backfill.returncode == 2, backfill.stderr
+    assert "silver.events is written by the spark engine" in backfill.stderr
+
+    ownership.hand_over(lake, "bronze.events", ownership.SPARK)
+    with pytest.raises(ownership.OwnershipError, match=r"bronze\.events is written by the spark"):
+        BronzeSink(lake, "events", 100, 1.0)

@@ -590,24 +590,35 @@ def test_swap_is_atomic_for_a_concurrent_reader(gold: dict[str, Any]) -> None:
 
 
 def test_a_platform_bi_login_keeps_reading_gold_and_realtime_across_publishes(
-    gold: dict[str, Any], pg_service: LocalPostgres
+    gold: dict[str, Any], pg_service: LocalPostgres, tmp_path: Path
 ) -> None:
     """The cluster's BI login (bi_readonly, Grafana's datasource) is made and granted by the
-    platform role, not by the pipeline: two publishes later it still reads every gold table and
-    the realtime tables."""
+    platform role, not by the pipeline: the role's own community.postgresql tasks converge on this
+    server (twice: the second run changes nothing), and two publishes later the login still reads
+    every gold table and the realtime tables."""
+    from tests.platform_tasks import converge_postgres
+
     from lakehouse.speed import sink as speed_sink
 
     settings = gold["settings"]
     login = "bi_readonly"
     with _serving(settings, autocommit=True) as owner:
         speed_sink.ensure_schema(owner)
+        # a CloudNativePG managed role on the cluster, made before the role's tasks run
         if not owner.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [login]).fetchone():
             owner.execute(f"CREATE ROLE {login} LOGIN")
-        # what the platform role's community.postgresql tasks grant (ansible/roles/platform)
-        owner.execute(f"GRANT CONNECT ON DATABASE {settings.postgres.serving_db} TO {login}")
-        for schema in ("gold", "realtime"):
-            owner.execute(f"GRANT USAGE ON SCHEMA {schema} TO {login}")
-            owner.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {login}")
+    db = settings.postgres.serving_db
+    converge = dict(
+        port=settings.postgres.port,
+        login_user=settings.postgres.user,
+        databases=[{"name": db, "owner": settings.postgres.user, "schemas": ["gold", "realtime"]}],
+        bi_user=login,
+        bi_database=db,
+    )
+    first = converge_postgres(tmp_path / "ansible", **converge)  # type: ignore[arg-type]
+    assert first["failed"] == 0 and first["changed"] > 0, first
+    again = converge_postgres(tmp_path / "ansible", **converge)  # type: ignore[arg-type]
+    assert again["failed"] == 0 and again["changed"] == 0, again
     for _ in range(2):
         publish.publish(DbtProject.from_settings(settings))
     with _serving(settings) as owner:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -169,3 +170,85 @@ def test_the_cli_stops_with_one_line_on_a_refused_login(broker: ApacheKafka, tmp
     assert "Traceback" not in out
     assert len(out.splitlines()) == 1, out
     assert "SCRAM login of 'lakehouse' refused" in out
+
+
+def test_pipelines_consume_over_scram_and_tls_exactly_once_as_a_user_made_by_kafkas_tool(
+    broker: ApacheKafka,
+    settings_factory: Any,
+    pg_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pipelines' SCRAM user is made by the broker's own tool (kafka-configs: ConfigCommand
+    --add-config SCRAM-SHA-512=...), as a platform would; then Kafka -> bronze and the speed layer
+    consume over SASL_SSL as that user: every record lands once, both stored positions reach the
+    log end, and a second run adds nothing."""
+    import dataclasses
+
+    from lakehouse.app import streaming as jobs
+    from lakehouse.bronze import kafka_sink as bronze_sink
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.core.storage import Lake
+    from lakehouse.speed import sink as speed_sink
+
+    user, password = f"pipelines-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    made = subprocess.run(
+        broker.tool(
+            "org.apache.kafka.tools.ConfigCommand",
+            *("--bootstrap-server", broker.bootstrap, "--alter", "--entity-type", "users"),
+            *("--entity-name", user, "--add-config", f"SCRAM-SHA-512=[iterations=8192,password={password}]"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    topic = f"secure-eo-{uuid.uuid4().hex[:8]}"
+    dataclasses.replace(broker, topic=topic).ensure_topic()
+    values = secure_settings(broker, tmp_path, **{"streaming.topic": topic, "streaming.sasl_username": user})
+    (tmp_path / "kafka-password").write_text(password + "\n")  # the new user's, not the broker's own
+    values.pop("state_dir")
+    values.update({"postgres.serving_db": pg_conn.info.dbname, "generator.events": 1000})
+    for var in ("LAKEHOUSE_KAFKA_PASSWORD", "LAKEHOUSE_KAFKA_BOOTSTRAP", "LAKEHOUSE_KAFKA_USERNAME"):
+        monkeypatch.delenv(var, raising=False)
+    s = settings_factory(values)
+    deadline = time.monotonic() + 30
+    while True:  # the new credential reaches the SASL listener through the controller
+        try:
+            check_broker(s.streaming)
+            break
+        except BrokerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    stats = produce(s.generator, s.streaming, 600, None, seed=11)
+    assert stats.failed == 0 and stats.delivered == stats.records >= 600
+    ends = log_end_offsets(s.streaming)
+    assert sum(ends.values()) == stats.records
+
+    def landed() -> list[tuple[int, int]]:
+        table = (
+            Lake(s)
+            .table("bronze.events")
+            .to_pyarrow_table(columns=["topic", "kafka_partition", "kafka_offset"])
+        )
+        return [
+            (p, o)
+            for t, p, o in zip(
+                table["topic"].to_pylist(),
+                table["kafka_partition"].to_pylist(),
+                table["kafka_offset"].to_pylist(),
+                strict=True,
+            )
+            if t == topic
+        ]
+
+    jobs.consume(s, new_run_id(), available_now=True)
+    first = landed()
+    assert len(first) == len(set(first)) == stats.records
+    assert set(first) == {(p, o) for p, end in ends.items() for o in range(end)}
+    assert bronze_sink.stored_offsets(Lake(s), topic, sorted(ends)) == ends
+    assert speed_sink.stored_offsets(s.postgres.serving_dsn, s.streaming.speed_group, topic) == ends
+    jobs.consume(s, new_run_id(), available_now=True)
+    assert sorted(landed()) == sorted(first)

@@ -185,3 +185,69 @@ def test_the_lifecycle_rules_expire_only_what_no_current_delta_version_reference
     vacuumed = {k for k in noncurrent | deleted if k.endswith(".parquet")}
     assert len(vacuumed) == 3 and not vacuumed & referenced  # VACUUM's leftovers: noncurrent only
     assert read(lake, table).to_pylist() == [{"id": 9, "v": "current"}]
+
+
+def test_the_buckets_roles_users_and_policies_confine_each_layer(
+    s3_service: S3Service, settings_factory: Any, tmp_path: Path
+) -> None:
+    """The buckets role's own tasks (amazon.aws: buckets with versioning, lifecycle rules, one IAM
+    user and policy per layer) converge on this SeaweedFS, a second run changing nothing. With a
+    key pair issued for each of the role's users (on the cluster the role hands it to a Secret;
+    here the test asks the same IAM API), bronze and silver run, and each layer's key writes its
+    own bucket only."""
+    from tests.platform_tasks import converge_buckets
+
+    creds = s3_service.credentials
+    tag = uuid.uuid4().hex[:8]
+    buckets = {layer: f"{layer}-{tag}" for layer in LAYERS}
+    users = {layer: f"lakehouse-{layer}-writer-{tag}" for layer in LAYERS}
+    reads = {"bronze": [], "silver": [buckets["bronze"]], "gold": [buckets["silver"]]}
+    converge = dict(
+        endpoint=str(creds.endpoint),
+        access_key=creds.access_key,
+        secret_key=creds.secret_key,
+        buckets=[{"name": buckets[layer], "noncurrent_version_days": 7} for layer in LAYERS],
+        users=[{"name": users[layer], "read": reads[layer], "write": [buckets[layer]]} for layer in LAYERS],
+    )
+    first = converge_buckets(tmp_path / "ansible", **converge)  # type: ignore[arg-type]
+    assert first["failed"] == 0 and first["changed"] > 0, first
+    again = converge_buckets(tmp_path / "ansible", **converge)  # type: ignore[arg-type]
+    assert again["failed"] == 0 and again["changed"] == 0, again
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=creds.endpoint,
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        region_name="us-east-1",
+    )
+    overrides: dict[str, Any] = {
+        "lake_root": f"s3://{s3_service.service.bucket}/t-{tag}",
+        "generator.events": 2000,
+        "generator.event_files": 2,
+    }
+    for layer in LAYERS:
+        key = iam.create_access_key(UserName=users[layer])["AccessKey"]
+        folder = tmp_path / f"s3-{layer}"
+        folder.mkdir()
+        (folder / "AWS_ACCESS_KEY_ID").write_text(key["AccessKeyId"])
+        (folder / "AWS_SECRET_ACCESS_KEY").write_text(key["SecretAccessKey"] + "\n")
+        (folder / "AWS_ENDPOINT_URL").write_text(str(creds.endpoint))
+        overrides[f"layers.{layer}"] = {"root": f"s3://{buckets[layer]}/dev", "credentials": str(folder)}
+    settings = settings_factory(overrides)
+    lake = Lake(settings)
+    assert lake.missing() is None
+    counts = jobs.generate_events(lake, settings)
+    bronze = jobs.bronze(lake, settings, new_run_id(), sources=("events",))
+    silver = jobs.silver(lake, settings, new_run_id())
+    assert bronze[0].inserted == counts["lines"] and silver[0].balanced
+    admin = s3.client(creds)
+    assert any(k.startswith("dev/events/_delta_log/") for k in keys(admin, buckets["silver"]))
+    for layer in LAYERS:
+        own = s3.client(lake.layer_credentials(layer))  # type: ignore[arg-type]
+        own.put_object(Bucket=buckets[layer], Key="dev/probe", Body=b"ok")
+        for other in LAYERS:
+            if other != layer:
+                with pytest.raises(s3.ClientError) as denied:
+                    own.put_object(Bucket=buckets[other], Key="dev/probe", Body=b"no")
+                assert s3.status_code(denied.value) == 403

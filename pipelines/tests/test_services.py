@@ -22,7 +22,14 @@ from tests.conftest import S3Service, SettingsFactory
 from lakehouse.core import s3
 from lakehouse.core.errors import ServiceError
 from lakehouse.core.s3 import ClientError, S3Credentials
-from lakehouse.services import LocalKafka, LocalPostgres, LocalSeaweedFS, ServiceStatus, all_services
+from lakehouse.services import (
+    ApacheKafka,
+    LocalKafka,
+    LocalPostgres,
+    LocalSeaweedFS,
+    ServiceStatus,
+    all_services,
+)
 from lakehouse.services.process import wait_until
 
 pytestmark = pytest.mark.slow
@@ -61,9 +68,16 @@ def test_pg_dsn_and_service_list(settings_factory: SettingsFactory) -> None:
     pg = LocalPostgres.from_settings(settings)
     assert pg.dsn("source") == "host=127.0.0.1 port=55999 user=lakehouse dbname=source"
     assert pg.base == settings.state_path / "postgres"
-    assert [type(s) for s in all_services(settings)] == [LocalPostgres, LocalKafka]
+    assert [type(s) for s in all_services(settings)] == [LocalPostgres, ApacheKafka]
     s3 = settings_factory({"lake_root": "s3://lakehouse/dev"})
-    assert [type(s) for s in all_services(s3)] == [LocalPostgres, LocalSeaweedFS, LocalKafka]
+    assert [type(s) for s in all_services(s3)] == [LocalPostgres, LocalSeaweedFS, ApacheKafka]
+    tansu = settings_factory({"streaming.broker": "tansu"})
+    assert [type(s) for s in all_services(tansu)] == [LocalPostgres, LocalKafka]
+    tansu_s3 = settings_factory({"streaming.broker": "tansu", "streaming.broker_storage": "s3"})
+    assert [type(s) for s in all_services(tansu_s3)] == [LocalPostgres, LocalSeaweedFS, LocalKafka]
+    # s3 storage is tansu's own: Apache Kafka keeps its log on disk and needs no S3 server
+    kafka_s3 = settings_factory({"streaming.broker_storage": "s3"})
+    assert [type(s) for s in all_services(kafka_s3)] == [LocalPostgres, ApacheKafka]
     external = settings_factory({"streaming.bootstrap": "kafka.example:9092"})
     assert [type(s) for s in all_services(external)] == [LocalPostgres]
 
@@ -288,7 +302,9 @@ def test_status_and_stop_cover_a_service_started_under_other_settings(
     from lakehouse.services.process import free_port
 
     port = free_port()
-    settings = settings_factory({"streaming.broker_port": port}, fresh_state=True)
+    settings = settings_factory(
+        {"streaming.broker_port": port, "streaming.broker": "tansu"}, fresh_state=True
+    )
     broker = LocalKafka.from_settings(settings)
     broker.start()
     try:
@@ -369,7 +385,9 @@ def test_a_broker_dying_at_start_is_one_line_with_its_last_log_line(
 ) -> None:
     from lakehouse.services.process import free_port
 
-    settings = settings_factory({"streaming.broker_port": free_port()}, fresh_state=True)
+    settings = settings_factory(
+        {"streaming.broker_port": free_port(), "streaming.broker": "tansu"}, fresh_state=True
+    )
     fake = _fake_broker(tmp_path, body)
     monkeypatch.setenv("LAKEHOUSE_TANSU_BIN", str(fake))
     start = time.monotonic()
@@ -383,6 +401,8 @@ def test_a_broker_dying_at_start_is_one_line_with_its_last_log_line(
         "start",
         "--set",
         f"streaming.broker_port={settings.streaming.broker_port}",
+        "--set",
+        "streaming.broker=tansu",
         env={"LAKEHOUSE_TANSU_BIN": str(fake)},
     )
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from lakehelpers import bronze_and_silver, read, write_landing
 from lakehouse.app import source_audit
+from lakehouse.app.audit_postgres import postgres_vs_bronze
 from lakehouse.core import delta
 from lakehouse.core.storage import Lake
 
@@ -64,3 +67,62 @@ def test_cli_check_sources(settings_factory: Any, monkeypatch: Any) -> None:
     lake.table("silver.quarantine_events").delete("true")
     out = CliRunner().invoke(check.app, ["sources"])
     assert out.exit_code == 1 and "rows lost or repeated" in out.output
+
+
+@pytest.mark.slow
+def test_postgres_rows_per_window_see_a_lost_and_a_repeated_row(
+    settings_factory: Any, pg_service: Any, pg_conn: Any
+) -> None:
+    import psycopg
+
+    from lakehouse.bronze import postgres_extract
+    from lakehouse.generator import source_db
+
+    settings = settings_factory(
+        {
+            "postgres.source_db": pg_conn.info.dbname,
+            "generator.customers": 200,
+            "generator.products": 30,
+            "generator.orders": 300,
+        }
+    )
+    lake, dsn = Lake(settings), settings.postgres.source_dsn
+    source_db.load(dsn, settings.generator)
+    postgres_extract.extract_all(lake, dsn, "extract-1", 120)
+    results = {r.source: r for r in postgres_vs_bronze(lake, dsn)}
+    assert set(results) == {f"postgres:shop.{t.name}" for t in postgres_extract.SOURCE_TABLES}
+    assert all(r.ok for r in results.values()), results
+    customers = results["postgres:shop.customers"]
+    assert customers.expected == customers.found == 200
+
+    # a row changed at the source after the extract is pending, not lost
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE shop.customers SET updated_at = now() WHERE customer_id = 1")
+    pending = {r.source: r for r in postgres_vs_bronze(lake, dsn)}["postgres:shop.customers"]
+    assert pending.ok and pending.expected == 199 and "newer source rows not extracted yet" in pending.detail
+    postgres_extract.extract_all(lake, dsn, "extract-2", 120)
+    assert {r.source: r for r in postgres_vs_bronze(lake, dsn)}["postgres:shop.customers"].expected == 200
+
+    # a bronze row goes missing, another is written twice: both are seen, in their window
+    lake.table("bronze.customers").delete("customer_id = 7")
+    orders = read(lake, "bronze.orders")
+    delta.append(lake, "bronze.orders", orders.slice(0, 1))
+    results = {r.source: r for r in postgres_vs_bronze(lake, dsn)}
+    assert (results["postgres:shop.customers"].lost, results["postgres:shop.customers"].duplicated) == (1, 0)
+    assert "source rows, " in results["postgres:shop.customers"].detail
+    assert (results["postgres:shop.orders"].lost, results["postgres:shop.orders"].duplicated) == (0, 1)
+    assert results["postgres:shop.products"].ok
+
+    # the whole audit carries them
+    audited = source_audit.audit(lake, "audit-pg", source_dsn=dsn)
+    assert [r.check_name for r in audited].count("postgres_rows") == 4
+    assert not all(r.ok for r in audited)
+
+
+def test_postgres_check_unreachable_source_is_one_line(settings_factory: Any) -> None:
+    settings = settings_factory()
+    lake = Lake(settings)
+    write_landing(lake, "a.jsonl", [{"event_id": "x"}])
+    bronze_and_silver(lake, settings)
+    # no bronze table of the source yet: nothing to compare, the source is not asked
+    assert postgres_vs_bronze(lake, "postgresql://nobody@127.0.0.1:1/none") == []

@@ -10,6 +10,7 @@ bronze commit version a row came from (a table Spark creates starts with a commi
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -365,18 +367,19 @@ def test_spark_jobs_on_an_s3_lake_equal_embedded(
     assert_same_tables(a, s3)
 
 
-# -- current state by MERGE INTO -----------------------------------------------------------------------
+# -- current state and SCD2 by MERGE INTO, through the whole silver job -------------------------------
 @pytest.mark.spark_long
-def test_current_state_merge_by_spark_equals_embedded(
+def test_silver_job_merges_by_spark_equal_embedded(
     spark: Any, settings_factory: Any, pg_service: Any, pg_conn: Any
 ) -> None:
-    """bronze.orders / bronze.order_items extracted into two lakes from one source database; the
-    embedded engine builds silver.orders / silver.order_items in one, Spark's MERGE INTO in the
-    other; then a batch of source changes, extracted and merged again, and a rerun that is a no-op."""
+    """bronze.customers / products / orders / order_items extracted into two lakes from one
+    source database; `jobs.silver` (embedded) builds the SCD2 dimensions and current-state tables
+    in one, `spark_jobs.silver` (MERGE INTO) in the other; then a batch of source changes,
+    extracted and merged again, and a rerun that is a no-op."""
+    from lakehouse.app import jobs, spark_jobs
     from lakehouse.bronze import postgres_extract
     from lakehouse.generator import source_db
-    from lakehouse.silver import current_state
-    from lakehouse.silver.spark import current_state as spark_current_state
+    from lakehouse.silver import current_state, scd2
 
     overrides = {
         "postgres.source_db": pg_conn.info.dbname,
@@ -387,33 +390,245 @@ def test_current_state_merge_by_spark_equals_embedded(
     a, b = Lake(settings_factory(overrides)), Lake(settings_factory(overrides))
     dsn = a.settings.postgres.source_dsn
     source_db.load(dsn, a.settings.generator)
+    merged = [
+        *((d.table, d.source, d.app_id) for d in scd2.DIMENSIONS),
+        *((t.table, t.source, t.app_id) for t in current_state.TABLES),
+    ]
 
     def round_trip() -> None:
         for lake in (a, b):
             postgres_extract.extract_all(lake, dsn, new_run_id(), 120)
-        run_a, run_b = new_run_id(), new_run_id()
-        for t in current_state.TABLES:
-            ra = current_state.apply(a, t, run_a)
-            rb = spark_current_state.apply(spark, b, t, run_b)
+        recs_a = {r.target: r for r in jobs.silver(a, a.settings, new_run_id())}
+        recs_b = {r.target: r for r in spark_jobs.silver(spark, b, b.settings, new_run_id())}
+        for table, source, app_id in merged:
+            ra, rb = recs_a[table], recs_b[table]
+            assert rb.balanced, (table, rb.detail)
             assert (rb.rows_in, rb.inserted, rb.updated, rb.unchanged, rb.duplicates) == (
                 ra.rows_in,
                 ra.inserted,
                 ra.updated,
                 ra.unchanged,
                 ra.duplicates,
-            ), t.table
+            ), table
             columns = ", ".join(
                 f.name
-                for f in pa.schema(a.table(t.table).schema())
+                for f in pa.schema(a.table(table).schema())
                 if f.name not in ("_run_id", "_bronze_batch_id", "_extracted_at")
             )
-            assert duck(a, t.table, columns) == duck(b, t.table, columns), t.table
-            assert schema_of(a, t.table) == schema_of(b, t.table)
-            assert delta.txn_version(b, t.table, t.app_id) == b.table(t.source).version()
+            assert duck(a, table, columns) == duck(b, table, columns), table
+            assert schema_of(a, table) == schema_of(b, table)
+            assert delta.txn_version(b, table, app_id) == b.table(source).version()
+            assert ownership.owner(b, table) == ownership.SPARK
 
     round_trip()
     assert source_db.apply_changes(dsn, a.settings.generator, 1)
     round_trip()
-    version = b.table("silver.orders").version()
-    again = spark_current_state.apply(spark, b, current_state.TABLES[0], new_run_id())
-    assert again.detail == "up to date" and b.table("silver.orders").version() == version
+    versions = {table: b.table(table).version() for table, _, _ in merged}
+    again = spark_jobs.silver(spark, b, b.settings, new_run_id())
+    assert {r.target: r.detail for r in again if r.target in versions} == dict.fromkeys(
+        versions, "up to date"
+    )
+    assert {table: b.table(table).version() for table in versions} == versions
+
+
+# -- SCD2 dimensions by MERGE INTO ---------------------------------------------------------------------
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# (customer_id, hour, segment): per batch; the second batch brings late changes, the third replays it
+CUSTOMER_BATCHES = [
+    [(1, 0, "vip"), (1, 2, "vip"), (2, 0, "consumer"), (3, 1, "consumer"), (3, 1, "consumer"),
+     (4, 0, "vip"), (4, 3, "consumer")],
+    # 1: a late change between two rows of one state re-opens a version at hour 2;
+    # 2: an ordinary change; 4: a late change that makes the version at hour 3 obsolete; 3: a replay
+    [(1, 1, "consumer"), (2, 5, "vip"), (4, 2, "consumer"), (3, 1, "consumer"), (5, 4, "vip")],
+    [(1, 1, "consumer"), (2, 5, "vip"), (4, 2, "consumer")],
+]  # fmt: skip
+
+
+def _customers(rows: list[tuple[int, int, str]], batch: int) -> pa.Table:
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "customer_id": pa.array([r[0] for r in rows], pa.int64()),
+            "full_name": [f"Customer {r[0]}" for r in rows],
+            "email": [f"c{r[0]}@example.com" for r in rows],
+            "country": ["PL" for _ in rows],
+            "segment": [r[2] for r in rows],
+            "created_at": pa.array([T0 for _ in rows], ts),
+            "updated_at": pa.array([T0 + timedelta(hours=r[1]) for r in rows], ts),
+            "_row_hash": [hashlib.md5(repr(r).encode()).hexdigest() for r in rows],
+            "_extracted_at": pa.array([T0 + timedelta(days=1, minutes=batch) for _ in rows], ts),
+        }
+    )
+
+
+def test_scd2_by_spark_equals_embedded_with_late_changes_and_a_rerun(
+    spark: Any, settings_factory: Any
+) -> None:
+    """bronze.customers in two lakes, batch by batch; the embedded engine builds
+    silver.dim_customer in one, Spark's MERGE INTO in the other. After each batch: the same
+    reconciliation counts, the same versions row for row, the same schema and watermark."""
+    from lakehouse.silver import scd2
+    from lakehouse.silver.spark import scd2 as spark_scd2
+
+    dim = scd2.DIMENSIONS[0]
+    a, b = Lake(settings_factory()), Lake(settings_factory())
+    columns = "version_key, customer_id, full_name, email, country, segment, created_at, change_hash, valid_from, valid_to, is_current"
+    details = []
+    for i, rows in enumerate(CUSTOMER_BATCHES):
+        for lake in (a, b):
+            delta.append(lake, dim.source, _customers(rows, i), configuration=delta.CDF)
+        ra = scd2.apply(a, dim, new_run_id())
+        rb = spark_scd2.apply(spark, b, dim, new_run_id())
+        assert rb.balanced, rb.detail
+        assert (rb.rows_in, rb.inserted, rb.updated, rb.unchanged, rb.duplicates) == (
+            ra.rows_in,
+            ra.inserted,
+            ra.updated,
+            ra.unchanged,
+            ra.duplicates,
+        ), i
+        details.append(rb.detail)
+        assert duck(a, dim.table, columns) == duck(b, dim.table, columns), i
+        assert schema_of(a, dim.table) == schema_of(b, dim.table)
+        assert delta.txn_version(b, dim.table, dim.app_id) == b.table(dim.source).version()
+    # the late batch re-opened one version and made one obsolete (the cases the MERGE must handle)
+    assert "(1 re-opened by late changes)" in details[1] and "1 made obsolete" in details[1], details
+    current = duck(b, dim.table, "customer_id, segment, valid_from", "WHERE is_current")
+    assert [(k, s) for k, s, _ in current] == [
+        (1, "vip"),
+        (2, "vip"),
+        (3, "consumer"),
+        (4, "consumer"),
+        (5, "vip"),
+    ]
+    assert ownership.owner(b, dim.table) == ownership.SPARK
+    version = b.table(dim.table).version()
+    again = spark_scd2.apply(spark, b, dim, new_run_id())
+    assert again.detail == "up to date" and b.table(dim.table).version() == version
+
+
+# -- the engine per job, from the settings ---------------------------------------------------------
+def _finish(proc: subprocess.Popen[bytes], timeout: int = 600) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err.decode()
+
+
+def test_engine_setting_refuses_bad_values_and_sources_in_one_line(
+    settings_factory: Any, landed: Path
+) -> None:
+    """No JVM is started for these: the settings and the sources are checked first."""
+    d = _lake(settings_factory, landed)
+    for args, expect in (
+        (("silver", "--set", "engines.silver=flink"), "setting 'engines.silver' = 'flink'"),
+        (("bronze", "--set", "engines.gold=spark"), "setting 'engines.gold' = 'spark'"),
+        (("bronze", "--set", "engines.bronze=spark"), "bronze from postgres has no Spark job"),
+    ):
+        code, err = _finish(_cli(d, *args), timeout=120)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and expect in lines[0], (args, code, err)
+    assert not d.exists("bronze.events")
+    # maintenance of a table the embedded engine writes: refused before Spark starts
+    delta.append(d, "silver.embedded_small", pa.table({"id": [1, 2]}))
+    for args in (
+        ("spark", "optimize", "silver.embedded_small"),
+        ("spark", "vacuum", "silver.embedded_small"),
+        ("spark", "restore", "silver.embedded_small", "--version", "0"),
+    ):
+        code, err = _finish(_cli(d, *args), timeout=120)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (args, code, err)
+        assert "silver.embedded_small is written by the embedded engine" in lines[0], err
+    assert d.table("silver.embedded_small").version() == 0
+
+
+@pytest.mark.spark_long
+def test_engine_setting_sends_bronze_to_spark_and_the_guard_holds(
+    settings_factory: Any, landed: Path, pair: tuple[Lake, Lake, dict[str, Any]]
+) -> None:
+    """`lakehouse bronze` with engines.bronze=spark writes bronze.events by delta-spark (owned by
+    Spark, equal to the embedded engine's); the same command on the embedded engine then
+    refuses the Spark-owned table in one line and writes nothing."""
+    a, _, _ = pair
+    d = _lake(settings_factory, landed)
+    rows = ("--set", "bronze.max_rows_per_commit=700")
+    code, err = _finish(_cli(d, "bronze", "--source", "events", "--set", "engines.bronze=spark", *rows))
+    assert code == 0, err
+    assert ownership.owner(d, "bronze.events") == ownership.SPARK
+    assert duck(a, "bronze.events", BRONZE_COLUMNS) == duck(d, "bronze.events", BRONZE_COLUMNS)
+    version = d.table("bronze.events").version()
+    code, err = _finish(_cli(d, "bronze", "--source", "events", *rows))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "bronze.events is written by the spark engine" in lines[0], err
+    assert d.table("bronze.events").version() == version
+
+
+# -- maintenance on Spark ------------------------------------------------------------------------------
+def _small_spark_table(spark: Any, lake: Lake, table: str, app_id: str) -> None:
+    """A Spark-owned table of three small appends, each recording its batch as the watermark."""
+    from lakehouse.core import spark_delta
+
+    uri = lake.table_uri(table)
+    for batch in range(1, 4):
+        rows = spark.createDataFrame(
+            [(batch * 100 + i, f"k{i % 3}") for i in range(20)], "id BIGINT, k STRING"
+        )
+        spark_delta.ensure_table(spark, uri, rows)
+        spark_delta.append(rows.repartition(2), uri, app_id=app_id, txn_version=batch)
+
+
+@pytest.mark.spark_long
+def test_spark_optimize_restore_vacuum_keep_rows_watermarks_and_owner(
+    spark: Any, settings_factory: Any
+) -> None:
+    from lakehouse.core.errors import LakehouseError
+    from lakehouse.core.settings import MaintenanceSettings
+    from lakehouse.maintenance import spark_ops
+
+    lake = Lake(settings_factory())
+    table, app = "silver.small", "silver<-bronze.small"
+    _small_spark_table(spark, lake, table, app)
+    rows = duck(lake, table, "id, k")
+    assert len(rows) == 60 and lake.table(table).version() == 3
+    m = MaintenanceSettings(zorder={table: ["k", "id"]})
+
+    opt = spark_ops.optimize(spark, lake, m, table, zorder=True)
+    assert (opt.operation, opt.version_after) == ("zorder", 4)
+    assert opt.files_before == 6 and opt.files_after == 1 and opt.files_removed == 6, opt
+    last = lake.table(table).history(1)[0]
+    assert last["operation"] == "OPTIMIZE" and "zOrderBy" in str(last.get("operationParameters"))
+    assert duck(lake, table, "id, k") == rows
+
+    # back to before the OPTIMIZE: no watermark moves, so delta-spark's RESTORE may do it
+    res = spark_ops.restore(spark, lake, table, 3)
+    assert (res.operation, res.version_after, res.files_after) == ("restore", 5, 6)
+    assert duck(lake, table, "id, k") == rows
+    assert delta.txn_version(lake, table, app) == 3
+    assert ownership.owner(lake, table) == ownership.SPARK
+    # back to batch 1 would have to rewind the watermark 3 -> 1: refused, nothing committed
+    with pytest.raises(LakehouseError, match=r"must rewind its watermarks \(silver<-bronze\.small 3->1\)"):
+        spark_ops.restore(spark, lake, table, 1)
+    assert lake.table(table).version() == 5
+
+    with pytest.raises(LakehouseError, match="enforce_retention_duration=false"):
+        spark_ops.vacuum(spark, lake, m, table, retention_hours=0)
+    with pytest.raises(LakehouseError, match="enforce_retention_duration=false"):
+        spark_ops.vacuum(spark, lake, m, table, retention_hours=0, dry_run=True)
+    assert lake.table(table).version() == 5
+    loose = MaintenanceSettings(enforce_retention_duration=False)
+    planned = spark_ops.vacuum(spark, lake, loose, table, retention_hours=0, dry_run=True)
+    assert planned.files_removed >= 1 and planned.bytes_reclaimed > 0  # the OPTIMIZE's file at least
+    done = spark_ops.vacuum(spark, lake, loose, table, retention_hours=0)
+    assert (done.files_removed, done.bytes_reclaimed) == (planned.files_removed, planned.bytes_reclaimed)
+    assert spark_ops.vacuum(spark, lake, loose, table, retention_hours=0, dry_run=True).files_removed == 0
+    assert duck(lake, table, "id, k") == rows
+    assert delta.txn_version(lake, table, app) == 3
+
+    # the embedded engine's table: refused before anything is done
+    delta.append(lake, "silver.embedded_small", pa.table({"id": [1, 2]}))
+    for job in (
+        lambda: spark_ops.optimize(spark, lake, m, "silver.embedded_small"),
+        lambda: spark_ops.vacuum(spark, lake, loose, "silver.embedded_small", retention_hours=0),
+        lambda: spark_ops.restore(spark, lake, "silver.embedded_small", 0),
+    ):
+        with pytest.raises(ownership.OwnershipError, match="written by the embedded engine"):
+            job()

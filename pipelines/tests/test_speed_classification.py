@@ -118,14 +118,10 @@ def test_speed_layer_windows_equal_silver_aggregates(settings_factory: Any, pg_c
     from lakehouse.app import jobs as lake_jobs
     from lakehouse.app import streaming as jobs
     from lakehouse.core.reconcile import new_run_id
-    from lakehouse.services.kafka import LocalKafka, find_tansu
+    from lakehouse.services import local_broker
     from lakehouse.services.process import free_port
 
-    try:
-        find_tansu()
-    except Exception as exc:  # the broker binary ships with the dev extra
-        pytest.skip(f"Kafka broker not available: {exc}")
-    broker = LocalKafka.from_settings(settings_factory({"streaming.broker_port": free_port()}))
+    broker = local_broker(settings_factory({"streaming.broker_port": free_port()}))
     broker.start()
     try:
         settings = topic_settings(

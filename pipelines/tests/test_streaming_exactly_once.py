@@ -577,3 +577,93 @@ def test_memory_broker_restart_is_an_error_until_offsets_restart(
         assert sorted(off for _, off, _ in rows).count(0) == 6
     finally:
         svc.stop()
+
+
+def test_source_audit_counts_offsets_from_the_broker(
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any]
+) -> None:
+    """The independent reconciliation reads each partition's records from the broker up to
+    bronze's committed offset and sees a lost and a repeated bronze row."""
+    from lakehouse.app.audit_kafka import kafka_vs_bronze
+    from lakehouse.core import delta
+
+    settings = topic_settings(settings_factory, broker, **{"postgres.serving_db": pg_conn.info.dbname})
+    p = Producer({"bootstrap.servers": settings.streaming.servers})
+    for i in range(120):
+        p.produce(settings.streaming.topic, key=str(i % 7).encode(), value=f'{{"n":{i}}}'.encode())
+    assert p.flush(30) == 0
+    del p
+    jobs.consume(settings, "audit", available_now=True, speed=False)
+    lake = Lake(settings)
+    (result,) = kafka_vs_bronze(lake, settings.streaming)
+    assert result.ok and (result.expected, result.found) == (120, 120), result
+    # records produced after the run are reported as not read yet, not as lost
+    p = Producer({"bootstrap.servers": settings.streaming.servers})
+    p.produce(settings.streaming.topic, key=b"late", value=b"{}")
+    assert p.flush(30) == 0
+    del p
+    (result,) = kafka_vs_bronze(lake, settings.streaming)
+    assert result.ok and result.expected == 120 and "1 records not read yet" in result.detail
+
+    rows = lake.table("bronze.events").to_pyarrow_table()
+    gone = rows.slice(3, 1).to_pylist()[0]
+    lake.table("bronze.events").delete(
+        f"kafka_partition = {gone['kafka_partition']} AND kafka_offset = {gone['kafka_offset']}"
+    )
+    delta.append(lake, "bronze.events", rows.slice(10, 1))
+    (result,) = kafka_vs_bronze(lake, settings.streaming)
+    assert (result.expected, result.lost, result.duplicated) == (120, 1, 1), result
+    assert f"p{gone['kafka_partition']}:" in result.detail
+
+
+def test_apache_kafka_restart_between_and_during_runs_loses_and_repeats_nothing(
+    settings_factory: Any, tmp_path: Path
+) -> None:
+    """The real Apache Kafka broker (KRaft, its log on disk) SIGKILLed between two produce +
+    drain rounds, and again while a consumer is draining: the consumer finishes or stops with an
+    error, the topic and its offsets survive the restart, and a final drain leaves every offset
+    in bronze exactly once."""
+    _require_apache_kafka()
+    port = free_port()
+    svc = ApacheKafka(base=tmp_path / "apache-kafka", port=port, topic="user-events", partitions=3)
+    settings = settings_factory(
+        {
+            "streaming.broker_port": port,
+            "streaming.topic": "user-events",
+            "streaming.batch_max_rows": 200,
+            "streaming.batch_max_seconds": 0.2,
+        }
+    )
+    svc.start()
+    try:
+        producer.produce(settings.generator, settings.streaming, 600, None, seed=81)
+        first = jobs.consume(settings, "ak-1", speed=False, available_now=True)
+        assert first.summary.records["bronze"] >= 600
+        svc.kill()  # no graceful shutdown
+        svc.start()
+        producer.produce(settings.generator, settings.streaming, 3000, None, seed=82)
+        proc = subprocess.Popen(
+            consumer_cmd(settings, "--available-now", "--no-speed"),
+            cwd=PIPELINES,
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)
+        svc.kill()  # mid-drain (or just after it, on a fast machine)
+        svc.start()
+        try:
+            _, err = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("the consumer neither finished nor stopped within 180 s of the broker's restart")
+        if proc.returncode != 0:
+            lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+            assert len(lines) <= 3 and "Traceback" not in err.decode(errors="replace"), lines
+        jobs.consume(settings, "ak-3", speed=False, available_now=True)
+        total = assert_exactly_once(settings)
+        assert total >= first.summary.records["bronze"] + 3000
+        offsets = sorted(off for _, off, _ in bronze_records(settings))
+        assert offsets.count(0) == 3  # the log survived: each partition numbered from 0 once
+    finally:
+        svc.stop()

@@ -22,23 +22,19 @@ from lakehouse.app import jobs as lake_jobs
 from lakehouse.app import streaming as jobs
 from lakehouse.app.cli.stream import app as stream_app
 from lakehouse.core import ops_db
-from lakehouse.core.errors import ServiceError
 from lakehouse.core.settings import Settings
 from lakehouse.core.storage import Lake
 from lakehouse.generator import kafka_producer as producer
-from lakehouse.services.kafka import LocalKafka, find_tansu
+from lakehouse.services import Broker, local_broker
 from lakehouse.services.process import free_port
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def broker(settings_factory: Any) -> Iterator[LocalKafka]:
-    try:
-        find_tansu()
-    except ServiceError as exc:
-        pytest.skip(f"Kafka broker not available: {exc}")
-    svc = LocalKafka.from_settings(settings_factory({"streaming.broker_port": free_port()}))
+def broker(settings_factory: Any) -> Iterator[Broker]:
+    """The default local broker (Apache Kafka from `make jars-kafka`) on a free port."""
+    svc = local_broker(settings_factory({"streaming.broker_port": free_port()}))
     svc.start()
     try:
         yield svc
@@ -46,7 +42,7 @@ def broker(settings_factory: Any) -> Iterator[LocalKafka]:
         svc.stop()
 
 
-def topic_settings(settings_factory: Any, broker: LocalKafka, dbname: str, **extra: Any) -> Settings:
+def topic_settings(settings_factory: Any, broker: Broker, dbname: str, **extra: Any) -> Settings:
     settings = settings_factory(
         {
             "streaming.broker_port": broker.port,
@@ -55,7 +51,7 @@ def topic_settings(settings_factory: Any, broker: LocalKafka, dbname: str, **ext
             **extra,
         }
     )
-    LocalKafka.from_settings(settings).ensure_topic()
+    local_broker(settings).ensure_topic()
     return settings
 
 
@@ -84,7 +80,7 @@ def t(minute: int, second: int = 0) -> datetime:
 
 
 def test_windows_watermark_late_events_and_idempotent_upserts(
-    settings_factory: Any, broker: LocalKafka, pg_conn: psycopg.Connection[Any]
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any]
 ) -> None:
     settings = topic_settings(settings_factory, broker, pg_conn.info.dbname)
     send(
@@ -169,7 +165,7 @@ def test_windows_watermark_late_events_and_idempotent_upserts(
 
 
 def test_metrics_endpoint_freshness_and_status(
-    settings_factory: Any, broker: LocalKafka, pg_conn: psycopg.Connection[Any]
+    settings_factory: Any, broker: Broker, pg_conn: psycopg.Connection[Any]
 ) -> None:
     settings = topic_settings(
         settings_factory,

@@ -231,3 +231,48 @@ def test_every_layer_location_is_a_bucket_the_platform_makes_with_its_writer_mou
         assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"} <= set(data)
         user = secret.removesuffix("-s3")
         assert bucket in writes.get(user, set()), f"layers.{layer}: user {user} may not write {bucket}"
+
+
+def test_airflow_kafka_connection_is_the_pipelines_scram_tls_listener(site):
+    """AIRFLOW_CONN_KAFKA_DEFAULT reaches the listener the pipeline settings name, with the same
+    protocol, mechanism and user, and checks TLS against a CA file the Airflow containers mount
+    from a Secret written from Strimzi's cluster CA."""
+    import base64
+    import json
+
+    env, run = site
+    st = settings(env)["streaming"]
+    releases = run.helm("airflow")
+    airflow_ns = releases[0]["release_namespace"]
+    env_from = releases[0]["release_values"]["extraEnvFrom"]
+    env_from = yaml.safe_load(env_from) if isinstance(env_from, str) else env_from
+    sources = {ref["secretRef"]["name"] for ref in env_from if "secretRef" in ref}
+    conn = None
+    for doc in run.applied("Secret"):
+        if doc["metadata"].get("namespace") != airflow_ns or doc["metadata"]["name"] not in sources:
+            continue
+        data = doc.get("stringData") or {k: base64.b64decode(v).decode() for k, v in (doc.get("data") or {}).items()}
+        if "AIRFLOW_CONN_KAFKA_DEFAULT" in data:
+            conn = json.loads(data["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    assert conn, "no Secret Airflow reads sets AIRFLOW_CONN_KAFKA_DEFAULT"
+    extra = conn["extra"]
+    assert conn["conn_type"] == "kafka"
+    assert extra["bootstrap.servers"] == st["bootstrap"]
+    assert extra["security.protocol"] == st["security_protocol"] == "SASL_SSL"
+    assert extra.get("sasl.mechanism", extra.get("sasl.mechanisms")) == st["sasl_mechanism"]
+    assert extra["sasl.username"] == st["sasl_username"]
+    assert extra["sasl.password"]
+    # the CA file lies in a volume of the Airflow containers, a Secret holding Strimzi's CA
+    values = next(r["release_values"] for r in reversed(releases) if "volumes" in r["release_values"])
+    ca = PurePosixPath(extra["ssl.ca.location"])
+    mount = next((m for m in values["volumeMounts"] if PurePosixPath(m["mountPath"]) == ca.parent), None)
+    assert mount, f"no Airflow volume is mounted at {ca.parent}"
+    volume = next(v for v in values["volumes"] if v["name"] == mount["name"])
+    written = run.applied("Secret", volume["secret"]["secretName"])
+    assert [d for d in written if d["metadata"]["namespace"] == airflow_ns and ca.name in (d.get("data") or {})], (
+        f"Secret {volume['secret']['secretName']} with {ca.name} is never written in {airflow_ns}"
+    )
+    kafka = run.applied("Kafka")[0]
+    strimzi_ca = f"{kafka['metadata']['name']}-cluster-ca-cert"
+    reads = [c for c in run.select("k8s_info") if c["args"].get("name") == strimzi_ca]
+    assert reads, f"nothing reads {strimzi_ca}, the CA the connection must trust"

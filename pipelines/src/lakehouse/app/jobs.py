@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lakehouse.bronze import landing, postgres_extract
-from lakehouse.core import lineage, ops_db
+from lakehouse.core import lineage, ops_db, ownership
 from lakehouse.core.errors import LakehouseError, StepLockedError
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.settings import Settings
@@ -19,7 +19,7 @@ from lakehouse.generator import landing as landing_files
 from lakehouse.generator import source_db
 from lakehouse.maintenance import ops
 from lakehouse.maintenance.ops import MaintenanceResult
-from lakehouse.silver import current_state, scd2
+from lakehouse.silver import current_state, reference, scd2
 from lakehouse.silver import events as silver_events
 
 Progress = Callable[[int], None]
@@ -106,6 +106,9 @@ def bronze(
 ) -> list[Reconciliation]:
     hooks = hooks or Hooks()
     recs: list[Reconciliation] = []
+    targets = [landing.TABLE] if "events" in sources else []
+    targets += [t.bronze for t in postgres_extract.SOURCE_TABLES] if "postgres" in sources else []
+    _check_embedded(lake, targets)
     with lineage.step(lake, "bronze", sources), step_lock(settings, "bronze"):
         if "events" in sources:
             _, rec = landing.ingest(
@@ -125,9 +128,26 @@ def bronze(
     return recs
 
 
+def _check_embedded(lake: Lake, tables: list[str]) -> None:
+    """Refuse the step before its first write when any table it writes belongs to Spark, so a
+    mixed lake never gets half a step from each engine."""
+    for table in tables:
+        ownership.check(lake, table, ownership.EMBEDDED)
+
+
 def silver(lake: Lake, settings: Settings, run_id: str, hooks: Hooks | None = None) -> list[Reconciliation]:
     hooks = hooks or Hooks()
     recs: list[Reconciliation] = []
+    _check_embedded(
+        lake,
+        [
+            silver_events.EVENTS,
+            silver_events.QUARANTINE,
+            *reference.tables(settings.silver.base_currency),
+            *(d.table for d in scd2.DIMENSIONS),
+            *(t.table for t in current_state.TABLES),
+        ],
+    )
     with lineage.step(lake, "silver"), step_lock(settings, "silver"):
         recs.append(
             silver_events.run(

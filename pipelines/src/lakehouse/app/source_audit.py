@@ -3,6 +3,10 @@ from a job's own counters (which add up their own outcomes and so cannot see a l
 
 - landing -> bronze: every landing file bronze has read is read and split again; its lines
   against the rows bronze.events holds for it.
+- Kafka -> bronze: offsets per partition read from the broker against bronze's rows carrying
+  them (`audit_kafka`), when streaming settings are given.
+- PostgreSQL -> bronze: source rows per updated_at window against bronze (`audit_postgres`),
+  when a source database is given.
 - bronze -> silver: every bronze.events row silver has absorbed (batches up to silver's
   watermark) is in silver.events (by its bronze batch and ordinal), in the quarantine (same), or
   a duplicate: its event id is in silver.events. Any other row is lost.
@@ -12,13 +16,17 @@ Each check is one row of ops.source_audit (Delta, appended: the history of every
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from lakehouse.app.audit_kafka import kafka_vs_bronze
+from lakehouse.app.audit_postgres import postgres_vs_bronze
+from lakehouse.app.audit_result import AuditResult
 from lakehouse.bronze import landing
 from lakehouse.core import delta
+from lakehouse.core.settings import StreamingSettings
 from lakehouse.core.storage import Lake
 from lakehouse.silver import backfill
 from lakehouse.silver import events as silver_events
@@ -38,22 +46,6 @@ SCHEMA = pa.schema(
         ("checked_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-
-
-@dataclass
-class AuditResult:
-    check_name: str
-    source: str
-    target: str
-    expected: int = 0
-    found: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0
 
 
 def landing_vs_bronze(lake: Lake) -> AuditResult:
@@ -143,9 +135,25 @@ def bronze_vs_silver(lake: Lake) -> AuditResult:
     return result
 
 
-def audit(lake: Lake, run_id: str, *, store: bool = True) -> list[AuditResult]:
-    """Both checks; stored in ops.source_audit unless `store` is False."""
-    results = [landing_vs_bronze(lake), bronze_vs_silver(lake)]
+__all__ = ["AUDIT_TABLE", "AuditResult", "audit", "bronze_vs_silver", "landing_vs_bronze"]
+
+
+def audit(
+    lake: Lake,
+    run_id: str,
+    *,
+    store: bool = True,
+    streaming: StreamingSettings | None = None,
+    source_dsn: str | None = None,
+) -> list[AuditResult]:
+    """Every check (Kafka with `streaming`, PostgreSQL with `source_dsn`); stored in
+    ops.source_audit unless `store` is False."""
+    results = [landing_vs_bronze(lake)]
+    if source_dsn is not None:
+        results += postgres_vs_bronze(lake, source_dsn)
+    if streaming is not None:
+        results += kafka_vs_bronze(lake, streaming)
+    results.append(bronze_vs_silver(lake))
     if store:
         at = datetime.now(UTC)
         rows = [asdict(r) | {"run_id": run_id, "checked_at": at} for r in results]

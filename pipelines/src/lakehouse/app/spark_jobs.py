@@ -16,21 +16,58 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
 
-def bronze_events(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:
-    """Landing files -> bronze.events through delta-spark."""
+BRONZE_SOURCES = ("events",)
+
+
+def check_bronze_sources(sources: tuple[str, ...]) -> None:
+    """Refuse, in one line, a bronze source that has no Spark job (before a session starts)."""
+    from lakehouse.core.errors import LakehouseError
+
+    unsupported = [s for s in sources if s not in BRONZE_SOURCES]
+    if unsupported:
+        raise LakehouseError(
+            f"bronze from {', '.join(unsupported)} has no Spark job; pass --source "
+            f"{' --source '.join(BRONZE_SOURCES)} or run it embedded (--set engines.bronze=embedded)"
+        )
+
+
+def bronze(
+    spark: SparkSession,
+    lake: Lake,
+    settings: Settings,
+    run_id: str,
+    sources: tuple[str, ...] = ("events",),
+) -> list[Reconciliation]:
+    """Landing files -> bronze.events through delta-spark, each file exactly once."""
     from lakehouse.bronze import spark_landing
 
-    with lineage.step(lake, "bronze", ("events",)), step_lock(settings, "bronze"):
+    check_bronze_sources(sources)
+    with lineage.step(lake, "bronze", sources), step_lock(settings, "bronze"):
         _, rec = spark_landing.ingest(spark, lake, run_id, settings.bronze.max_rows_per_commit)
         ops_db.record_reconciliation(lake, settings.postgres, [rec])
     return [rec]
 
 
-def silver_events(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:
-    """bronze.events -> silver.events + silver.quarantine_events through delta-spark."""
+def silver(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:
+    """The silver step through delta-spark, as `jobs.silver` runs it on the embedded engine:
+    bronze.events -> silver.events + silver.quarantine_events (and the reference tables), the SCD2
+    dimensions and the current-state tables. Every table is checked to be Spark's before the
+    first write, so a table owned by the other engine stops the step before anything commits."""
+    from lakehouse.core import ownership
+    from lakehouse.silver import current_state, scd2
+    from lakehouse.silver.spark import current_state as spark_current_state
+    from lakehouse.silver.spark import scd2 as spark_scd2
     from lakehouse.silver.spark import writer
 
+    for table in (
+        *writer.OUTPUT_TABLES,
+        *(d.table for d in scd2.DIMENSIONS),
+        *(t.table for t in current_state.TABLES),
+    ):
+        ownership.check(lake, table, ownership.SPARK)
     with lineage.step(lake, "silver"), step_lock(settings, "silver"):
-        rec = writer.run(spark, lake, settings.silver, run_id)
-        ops_db.record_reconciliation(lake, settings.postgres, [rec])
-    return [rec]
+        recs = [writer.run(spark, lake, settings.silver, run_id)]
+        recs += [spark_scd2.apply(spark, lake, d, run_id) for d in scd2.DIMENSIONS]
+        recs += [spark_current_state.apply(spark, lake, t, run_id) for t in current_state.TABLES]
+        ops_db.record_reconciliation(lake, settings.postgres, recs)
+    return recs

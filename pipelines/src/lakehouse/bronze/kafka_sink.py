@@ -24,7 +24,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 
 from lakehouse.bronze.landing import SCHEMA, TABLE
 from lakehouse.bronze.stream_sink import FlushResult, Sink
-from lakehouse.core import delta
+from lakehouse.core import delta, ownership
 from lakehouse.core.storage import Lake
 
 
@@ -142,6 +142,7 @@ class BronzeSink(Sink):
     name = "bronze"
 
     def __init__(self, lake: Lake, topic: str, max_rows: int, max_seconds: float, run_id: str = "") -> None:
+        ownership.check(lake, TABLE, ownership.EMBEDDED)
         super().__init__(topic, max_rows, max_seconds)
         self.lake = lake
         self.uri = lake.table_uri(TABLE)

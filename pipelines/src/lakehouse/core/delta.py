@@ -46,18 +46,22 @@ def append(
     configuration: dict[str, str] | None = None,
     evolve: bool = False,
     distinct_columns: tuple[str, ...] = (),
+    snapshot: DeltaTable | None = None,
     **metadata: Any,
 ) -> None:
     """Append `data` to `table` in one Delta commit, recording (app_id, txn_version) in it.
 
     `distinct_columns`: columns whose values are (nearly) all different, such as ids and hashes;
     they are written without a dictionary (Parquet writers build one per column and drop it when
-    it does not pay, which costs more than the rest of the encoding for such columns)."""
+    it does not pay, which costs more than the rest of the encoding for such columns).
+    `snapshot`: the table as the caller read it; the commit is made against it, so a competing
+    commit of the same app id since then fails this one (ConcurrentTransaction) instead of
+    landing twice."""
     props = WriterProperties(
         column_properties={c: ColumnProperties(dictionary_enabled=False) for c in distinct_columns}
     )
     write_deltalake(
-        lake.table_uri(table),
+        snapshot if snapshot is not None else lake.table_uri(table),
         data,
         mode="append",
         partition_by=partition_by,

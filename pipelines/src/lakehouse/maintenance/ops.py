@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
-from lakehouse.core import delta
+from lakehouse.core import delta, ownership
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.settings import MaintenanceSettings
 from lakehouse.core.storage import LAYERS, Lake
@@ -101,6 +101,7 @@ def _started(lake: Lake, table: str) -> tuple[DeltaTable, MaintenanceResult, flo
     dt = delta.open_table(lake, table)
     if dt is None:
         raise LakehouseError(f"table {table} does not exist in {lake.root}")
+    ownership.check(lake, table, ownership.EMBEDDED)
     files, size = _live(dt)
     res = MaintenanceResult(table, "", dt.version(), dt.version(), files, files, bytes_before=size)
     res.bytes_after = size
@@ -221,7 +222,7 @@ def maintain(
     operations: tuple[str, ...] = ("optimize", "vacuum", "checkpoint"),
 ) -> list[MaintenanceResult]:
     """OPTIMIZE, VACUUM and checkpoint each table; store the results in ops.maintenance."""
-    names = [n for n in (tables or m.tables or discover_tables(lake)) if n != REPORT_TABLE and lake.exists(n)]
+    names = maintained_tables(lake, m, tables)
     results: list[MaintenanceResult] = []
     for name in names:
         if "optimize" in operations:
@@ -235,8 +236,17 @@ def maintain(
 
 
 def maintained_tables(lake: Lake, m: MaintenanceSettings, tables: list[str] | None = None) -> list[str]:
-    """The tables an operation covers: those named, else `maintenance.tables`, else every table."""
-    return [n for n in (tables or m.tables or discover_tables(lake)) if n != REPORT_TABLE and lake.exists(n)]
+    """The tables an operation covers: those named, else `maintenance.tables`, else every table the
+    embedded engine writes (Spark's tables are maintained by `lakehouse spark optimize|vacuum`; a
+    named one is refused in one line when the operation starts)."""
+    named = tables or m.tables
+    if named:
+        return [n for n in named if n != REPORT_TABLE and lake.exists(n)]
+    return [
+        n
+        for n in discover_tables(lake)
+        if n != REPORT_TABLE and ownership.owner(lake, n) in (None, ownership.EMBEDDED)
+    ]
 
 
 def record(lake: Lake, results: list[MaintenanceResult], run_id: str) -> None:

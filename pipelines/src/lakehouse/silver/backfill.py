@@ -23,7 +23,7 @@ from datetime import date
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from lakehouse.core import delta
+from lakehouse.core import delta, ownership
 from lakehouse.core.contract.events import CONTRACT_FIELDS
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.reconcile import Reconciliation
@@ -91,6 +91,8 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
     bronze = delta.open_table(lake, SOURCE)
     if bronze is None:
         raise LakehouseError("bronze.events does not exist yet: nothing to backfill")
+    for table in (EVENTS, QUARANTINE):
+        ownership.check(lake, table, ownership.EMBEDDED)
     absorbed = _watermark(lake)
     versions = batch_versions(lake)
     con = lake.duckdb(memory_limit=silver.duckdb_memory_limit)

@@ -18,6 +18,7 @@ from duckdb import DuckDBPyConnection
 
 from lakehouse.core import delta, memory, ownership
 from lakehouse.core.contract.events import CONTRACT_FIELDS
+from lakehouse.core.errors import TransientError
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.settings import SilverSettings
 from lakehouse.core.storage import Lake
@@ -211,7 +212,7 @@ def _run_chunk(
         floors = {t: -1 if v is None else v for t, v in done.items()}
         split = _Split(reader, min(floors.values()), floors[EVENTS], floors[QUARANTINE])
         if floors[EVENTS] < last:
-            _append(lake, EVENTS, split.inserts(), first, last, floors[EVENTS], ["event_date"], run_id)
+            _append(lake, EVENTS, split.inserts(), first, last, floors[EVENTS], ["event_date"], run_id, done)
         else:
             split.drain()
         if floors[QUARANTINE] < last:
@@ -221,7 +222,7 @@ def _run_chunk(
                     JOIN bronze_rows AS b ON b.commit_version = q._commit_version AND b.ordinal = q._ordinal
                     ORDER BY b.commit_version, b.ordinal"""
             ).to_arrow_reader(WRITE_BATCH_ROWS)
-            _append(lake, QUARANTINE, rows, first, last, floors[QUARANTINE], None, run_id)
+            _append(lake, QUARANTINE, rows, first, last, floors[QUARANTINE], None, run_id, done)
 
         rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
         rec.rows_in = sum(split.counts.values())
@@ -312,12 +313,26 @@ def _append(
     floor: int,
     partition_by: list[str] | None,
     run_id: str,
+    marks: dict[str, int | None],
 ) -> None:
-    """Append one outcome's rows with the app transaction that marks versions ..last absorbed."""
+    """Append one outcome's rows with the app transaction that marks versions ..last absorbed.
+
+    Fenced: the table's mark must still be what this run read (`marks`, moved on by each of its
+    commits), and the commit is made against the snapshot that showed it, so of two silver runs
+    at once only one absorbs a bronze version; the other stops with a TransientError (a new
+    attempt starts from the new mark) or delta-rs's CommitFailedError, writing nothing."""
+    snapshot = delta.open_table(lake, table)
+    if snapshot is not None and snapshot.transaction_version(APP_ID) != marks[table]:
+        raise TransientError(
+            f"another silver run absorbed bronze versions into {table} meanwhile "
+            f"(mark {snapshot.transaction_version(APP_ID)}, this run read {marks[table]}): "
+            "this run stops; a new one takes up from there"
+        )
     delta.append(
         lake,
         table,
         rows,
+        snapshot=snapshot,
         app_id=APP_ID,
         txn_version=last,
         partition_by=partition_by,
@@ -326,3 +341,4 @@ def _append(
         run_id=run_id,
         bronze_versions=f"{max(first, floor + 1)}..{last}",
     )
+    marks[table] = last

@@ -20,6 +20,11 @@ from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import Lake
 
 APP_PREFIX = "silver<-"
+# the MERGE's update condition: a version whose end, currency or state changed (both engines)
+UPDATE_WHEN = (
+    "s._action = 'upsert' AND ((t.is_current <> s.is_current) "
+    "OR (t.valid_to IS DISTINCT FROM s.valid_to) OR (t.change_hash <> s.change_hash))"
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ DIMENSIONS = (
 )
 
 
-def _versions_sql(d: Dimension) -> str:
+def versions_sql(d: Dimension) -> str:
     attrs = ", ".join((*d.tracked, *d.carried))
     hashed = ", ".join(f"COALESCE(CAST({c} AS VARCHAR), '∅')" for c in d.tracked)
     return f"""
@@ -76,6 +81,27 @@ SELECT
   lead(updated_at) OVER (PARTITION BY {d.key} ORDER BY updated_at) IS NULL AS is_current
 FROM starts
 """
+
+
+def count_sql(d: Dimension) -> dict[str, str]:
+    """The queries that classify a run's input (DuckDB dialect; the Spark job transpiles them),
+    over the relations `new_rows` (bronze rows not absorbed yet), `versions` (`versions_sql`)
+    and `current_versions` (version_key, key, valid_from of the dimension's touched keys)."""
+    new_row_starts = (
+        f"EXISTS (SELECT 1 FROM new_rows n WHERE n.{d.key} = v.{d.key} AND n.updated_at = v.valid_from)"
+    )
+    return {
+        "repeated_rows": f"""SELECT (SELECT count(*) FROM new_rows)
+                               - (SELECT count(*) FROM (SELECT DISTINCT {d.key}, updated_at FROM new_rows))""",
+        "starts": f"SELECT count(*) FROM versions v WHERE {new_row_starts}",
+        "already": f"""SELECT count(*) FROM versions v JOIN current_versions c USING (version_key)
+                       WHERE {new_row_starts}""",
+        "obsolete": "SELECT c.* FROM current_versions c ANTI JOIN versions v USING (version_key)",
+        # a late change between two old rows makes the later one a change point again: a
+        # version that starts at an old row, new to the dimension (no new row to count it)
+        "reopened": f"""SELECT count(*) FROM versions v ANTI JOIN current_versions c USING (version_key)
+                        WHERE NOT {new_row_starts}""",
+    }
 
 
 def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
@@ -103,31 +129,17 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
     try:
         con.register("history", history)
         con.register("new_rows", new_rows)
-        versions = con.execute(_versions_sql(d)).to_arrow_table()
+        versions = con.execute(versions_sql(d)).to_arrow_table()
         con.register("versions", versions)
         # Classify each new input row: starts a version, repeats the previous state, or repeats a row.
-        dup_rows = con.execute(
-            f"""SELECT count(*) - count(DISTINCT ({d.key}, updated_at)) FROM new_rows"""
-        ).fetchone()[0]  # type: ignore[index]
-        starts = con.execute(
-            f"""SELECT count(*) FROM versions v
-                WHERE EXISTS (SELECT 1 FROM new_rows n WHERE n.{d.key} = v.{d.key} AND n.updated_at = v.valid_from)"""
-        ).fetchone()[0]  # type: ignore[index]
+        sql = count_sql(d)
+        dup_rows = con.execute(sql["repeated_rows"]).fetchone()[0]  # type: ignore[index]
+        starts = con.execute(sql["starts"]).fetchone()[0]  # type: ignore[index]
         if current is not None:
             con.register("current_versions", current)
-            already = con.execute(
-                f"""SELECT count(*) FROM versions v JOIN current_versions c USING (version_key)
-                    WHERE EXISTS (SELECT 1 FROM new_rows n WHERE n.{d.key} = v.{d.key} AND n.updated_at = v.valid_from)"""
-            ).fetchone()[0]  # type: ignore[index]
-            obsolete = con.execute(
-                "SELECT c.* FROM current_versions c ANTI JOIN versions v USING (version_key)"
-            ).to_arrow_table()
-            # a late change between two old rows makes the later one a change point again: a
-            # version that starts at an old row, new to the dimension (no new row to count it)
-            reopened = con.execute(
-                f"""SELECT count(*) FROM versions v ANTI JOIN current_versions c USING (version_key)
-                    WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.{d.key} = v.{d.key} AND n.updated_at = v.valid_from)"""
-            ).fetchone()[0]  # type: ignore[index]
+            already = con.execute(sql["already"]).fetchone()[0]  # type: ignore[index]
+            obsolete = con.execute(sql["obsolete"]).to_arrow_table()
+            reopened = con.execute(sql["reopened"]).fetchone()[0]  # type: ignore[index]
         else:
             already, obsolete, reopened = 0, None, 0
         rec.duplicates = dup_rows
@@ -168,8 +180,7 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
         .when_matched_delete(predicate="s._action = 'delete'")
         .when_matched_update(
             updates={c: f"s.{c}" for c in columns},
-            predicate="s._action = 'upsert' AND ((t.is_current <> s.is_current) "
-            "OR (t.valid_to IS DISTINCT FROM s.valid_to) OR (t.change_hash <> s.change_hash))",
+            predicate=UPDATE_WHEN,
         )
         .when_not_matched_insert(updates={c: f"s.{c}" for c in columns}, predicate="s._action = 'upsert'")
         .execute()

@@ -75,7 +75,8 @@ def check(
 
 
 def _sources(env: str | None, set_: list[str] | None, as_json: bool) -> None:
-    """Landing lines per file against bronze, bronze rows against silver + quarantine +
+    """Landing lines per file, Kafka offsets per partition and PostgreSQL rows per updated_at
+    window against bronze, bronze rows against silver + quarantine +
     duplicates, counted from the files and tables; stored in ops.source_audit."""
     import dataclasses
     import json
@@ -85,8 +86,11 @@ def _sources(env: str | None, set_: list[str] | None, as_json: bool) -> None:
     from lakehouse.app import source_audit
     from lakehouse.core.reconcile import new_run_id
 
-    lake = existing_lake(cli_settings(env, set_))
-    results = source_audit.audit(lake, new_run_id())
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    results = source_audit.audit(
+        lake, new_run_id(), streaming=current.streaming, source_dsn=current.postgres.source_dsn
+    )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) | {"ok": r.ok} for r in results]))
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,11 @@ from lakehouse.app.cli.options import (
 )
 from lakehouse.app.cli.progress import bars
 from lakehouse.app.cli.services import service_rows, status_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lakehouse.core.reconcile import Reconciliation
+    from lakehouse.core.settings import Settings
+    from lakehouse.core.storage import Lake
 
 BRONZE_SOURCES = ("events", "postgres")
 
@@ -60,6 +65,35 @@ def _sources(values: list[str] | None) -> list[str] | None:
     )
 
 
+def _bronze(
+    lake: Lake, current: Settings, run_id: str, sources: tuple[str, ...], quiet: bool
+) -> list[Reconciliation]:
+    """The bronze step on the engine the settings give it (`engines.bronze`)."""
+    if current.engines.bronze == "spark":
+        from lakehouse.app import spark_jobs
+        from lakehouse.app.cli.spark import run_job
+
+        spark_jobs.check_bronze_sources(sources)
+        return run_job(current, lambda spark: spark_jobs.bronze(spark, lake, current, run_id, sources))
+    from lakehouse.app import jobs
+
+    with bars(quiet=quiet) as b:
+        return jobs.bronze(lake, current, run_id, b.hooks, sources)
+
+
+def _silver(lake: Lake, current: Settings, run_id: str, quiet: bool) -> list[Reconciliation]:
+    """The silver step on the engine the settings give it (`engines.silver`)."""
+    if current.engines.silver == "spark":
+        from lakehouse.app import spark_jobs
+        from lakehouse.app.cli.spark import run_job
+
+        return run_job(current, lambda spark: spark_jobs.silver(spark, lake, current, run_id))
+    from lakehouse.app import jobs
+
+    with bars(quiet=quiet) as b:
+        return jobs.silver(lake, current, run_id, b.hooks)
+
+
 def bronze(
     env: EnvOpt = None,
     set_: SetOpt = None,
@@ -77,7 +111,6 @@ def bronze(
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest landing files and the PostgreSQL source into bronze (exactly once)."""
-    from lakehouse.app import jobs
     from lakehouse.app.render import tables
     from lakehouse.bronze import landing
     from lakehouse.core.reconcile import new_run_id
@@ -92,8 +125,7 @@ def bronze(
         return
     lake = writable_lake(current)
     sources = tuple(source or BRONZE_SOURCES)
-    with bars(quiet=as_json) as b:
-        recs = jobs.bronze(lake, current, new_run_id(), b.hooks, sources)
+    recs = _bronze(lake, current, new_run_id(), sources, quiet=as_json)
     skipped: list[tuple[str, str]] = []
     if "events" in sources:
         fs, base = lake.landing("events")
@@ -111,15 +143,13 @@ def silver(
     env: EnvOpt = None, set_: SetOpt = None, all_rows: AllOpt = False, as_json: JsonOpt = False
 ) -> None:
     """bronze -> silver: validate, quarantine, deduplicate, conform, SCD2, upserts."""
-    from lakehouse.app import jobs
     from lakehouse.app.render import tables
     from lakehouse.core.reconcile import new_run_id
 
     current = cli_settings(env, set_)
     run_id = new_run_id()
     lake = existing_lake(current)
-    with bars(quiet=as_json) as b:
-        recs = jobs.silver(lake, current, run_id, b.hooks)
+    recs = _silver(lake, current, run_id, quiet=as_json)
     emit(
         as_json,
         {
@@ -133,15 +163,14 @@ def silver(
 
 def run(env: EnvOpt = None, set_: SetOpt = None, all_rows: AllOpt = False, as_json: JsonOpt = False) -> None:
     """bronze then silver, as a scheduler would run them."""
-    from lakehouse.app import jobs
     from lakehouse.app.render import tables
     from lakehouse.core.reconcile import new_run_id
 
     current = cli_settings(env, set_)
     lake = writable_lake(current)
     run_id = new_run_id()
-    with bars(quiet=as_json) as b:
-        recs = jobs.bronze(lake, current, run_id, b.hooks) + jobs.silver(lake, current, run_id, b.hooks)
+    recs = _bronze(lake, current, run_id, BRONZE_SOURCES, quiet=as_json)
+    recs += _silver(lake, current, run_id, quiet=as_json)
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},

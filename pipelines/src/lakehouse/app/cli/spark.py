@@ -1,8 +1,8 @@
 """`lakehouse spark ...`: the pipeline's writes on Apache Spark with delta-spark, and the
 hand-over of a table between the engines.
 
-`bronze` and `silver` write the same tables as `lakehouse bronze --source events` and the silver
-events step of `lakehouse silver`, on a local Spark (`--master local[2]`, the default) or a
+`bronze` and `silver` write the same tables as `lakehouse bronze --source events` and
+`lakehouse silver`, on a local Spark (`--master local[2]`, the default) or a
 cluster's master. `handover` moves a table to the other engine after its last commit; a job of
 the engine that does not own a table refuses to write it.
 """
@@ -10,7 +10,7 @@ the engine that does not own a table refuses to write it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -30,24 +30,39 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lakehouse.core.reconcile import Reconciliation
     from lakehouse.core.settings import Settings
+    from lakehouse.maintenance.ops import MaintenanceResult
 
+T = TypeVar("T")
 app = typer.Typer(
-    help="The distributed engine: bronze and silver events on Spark (delta-spark); table hand-over.",
+    help="The distributed engine: bronze and silver on Spark (delta-spark), its maintenance; table hand-over.",
     no_args_is_help=True,
 )
-MasterOpt = Annotated[str, typer.Option("--master", help="Spark master: local[N] or the cluster's URL")]
-MemoryOpt = Annotated[str, typer.Option("--driver-memory", help="driver heap (local: all of Spark)")]
+MasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--master", help="Spark master: local[N] or the cluster's URL (default: engines.spark_master)"
+    ),
+]
+MemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--driver-memory", help="driver heap, all of Spark when local (default: engines.spark_driver_memory)"
+    ),
+]
 
 
-def _session(settings: Settings, master: str, memory: str) -> SparkSession:
+def _session(settings: Settings, master: str | None, memory: str | None) -> SparkSession:
     from lakehouse.core.spark import SparkOptions, build_session
 
-    return build_session(
-        settings, SparkOptions(master=master, driver_memory=memory, app_name="lakehouse-spark")
+    options = SparkOptions(
+        master=master or settings.engines.spark_master,
+        driver_memory=memory or settings.engines.spark_driver_memory,
+        app_name="lakehouse-spark",
     )
+    return build_session(settings, options)
 
 
-def _run(job: Callable[[], list[Reconciliation]]) -> list[Reconciliation]:
+def _run(job: Callable[[], T]) -> T:
     """Run a Spark job and stop the session. A failure inside Spark becomes one line while the
     JVM still runs (a pyspark error's text is fetched from it), never a JVM stack trace."""
     from lakehouse.core.errors import LakehouseError
@@ -68,12 +83,24 @@ def _run(job: Callable[[], list[Reconciliation]]) -> list[Reconciliation]:
         stop_session()
 
 
+def run_job(
+    settings: Settings,
+    job: Callable[[SparkSession], list[Reconciliation]],
+    master: str | None = None,
+    memory: str | None = None,
+) -> list[Reconciliation]:
+    """`job` on a Spark session built from the settings (`engines.spark_*`), stopped afterwards;
+    how `lakehouse bronze|silver|run` run a step the settings give to Spark."""
+    spark = _session(settings, master, memory)
+    return _run(lambda: job(spark))
+
+
 @app.command()
 def bronze(
     env: EnvOpt = None,
     set_: SetOpt = None,
-    master: MasterOpt = "local[2]",
-    driver_memory: MemoryOpt = "2g",
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -84,8 +111,9 @@ def bronze(
 
     current = cli_settings(env, set_)
     lake = writable_lake(current)
-    spark = _session(current, master, driver_memory)
-    recs = _run(lambda: spark_jobs.bronze_events(spark, lake, current, new_run_id()))
+    recs = run_job(
+        current, lambda spark: spark_jobs.bronze(spark, lake, current, new_run_id()), master, driver_memory
+    )
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},
@@ -97,20 +125,22 @@ def bronze(
 def silver(
     env: EnvOpt = None,
     set_: SetOpt = None,
-    master: MasterOpt = "local[2]",
-    driver_memory: MemoryOpt = "2g",
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """bronze.events -> silver.events + silver.quarantine_events on Spark (the shared SQL)."""
+    """bronze -> silver on Spark: events + quarantine (the shared SQL), SCD2 dimensions and
+    current-state orders / order_items (Delta MERGE INTO)."""
     from lakehouse.app import spark_jobs
     from lakehouse.app.render import tables
     from lakehouse.core.reconcile import new_run_id
 
     current = cli_settings(env, set_)
     lake = existing_lake(current)
-    spark = _session(current, master, driver_memory)
-    recs = _run(lambda: spark_jobs.silver_events(spark, lake, current, new_run_id()))
+    recs = run_job(
+        current, lambda spark: spark_jobs.silver(spark, lake, current, new_run_id()), master, driver_memory
+    )
     emit(
         as_json,
         {"reconciliation": tables.reconciliation_rows(recs)},
@@ -139,3 +169,109 @@ def handover(
     before = ownership.hand_over(lake, name, to)
     message = f"{name}: written by {to}" + (f" (was {before})" if before != to else " (already)")
     emit(as_json, {"table": name, "engine": to, "previous": before}, message)
+
+
+TableArg = Annotated[str, typer.Argument(help="the table, <layer>.<name>", metavar="TABLE")]
+
+
+def _maintain(
+    settings: Settings,
+    master: str | None,
+    memory: str | None,
+    job: Callable[[SparkSession], MaintenanceResult],
+) -> MaintenanceResult:
+    """One maintenance operation on Spark, recorded in ops.maintenance as `lakehouse maintain` does."""
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.maintenance import ops
+
+    spark = _session(settings, master, memory)
+    result = _run(lambda: job(spark))
+    ops.record(existing_lake(settings), [result], new_run_id())
+    return result
+
+
+@app.command()
+def optimize(
+    table: TableArg,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    zorder: Annotated[
+        bool | None, typer.Option("--zorder/--no-zorder", help="force or prevent Z-order (default: by size)")
+    ] = None,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """OPTIMIZE a Spark-owned TABLE with delta-spark: compaction, or ZORDER BY maintenance.zorder."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
+    from lakehouse.maintenance import spark_ops
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    spark_ops.check_owner(lake, name)
+    result = _maintain(
+        current,
+        master,
+        driver_memory,
+        lambda s: spark_ops.optimize(s, lake, current.maintenance, name, zorder=zorder),
+    )
+    _show([result], as_json, "OPTIMIZE (spark)")
+
+
+@app.command()
+def vacuum(
+    table: TableArg,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    retention_hours: Annotated[
+        int | None, typer.Option(help="override maintenance.vacuum_retention_hours", min=0)
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be deleted")] = False,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """VACUUM a Spark-owned TABLE with delta-spark, by the retention rule of `lakehouse maintain vacuum`."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
+    from lakehouse.maintenance import spark_ops
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    spark_ops.check_owner(lake, name)
+    result = _maintain(
+        current,
+        master,
+        driver_memory,
+        lambda s: spark_ops.vacuum(
+            s, lake, current.maintenance, name, retention_hours=retention_hours, dry_run=dry_run
+        ),
+    )
+    _show([result], as_json, "VACUUM (spark)")
+
+
+@app.command()
+def restore(
+    table: TableArg,
+    version: Annotated[int, typer.Option(help="version to restore to", min=0)],
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """RESTORE a Spark-owned TABLE with delta-spark; refused in one line when its watermarks
+    would have to be rewound (delta-spark cannot record them in the restore's commit)."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
+    from lakehouse.maintenance import spark_ops
+
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    spark_ops.check_restore(lake, name, version)
+    result = _maintain(current, master, driver_memory, lambda s: spark_ops.restore(s, lake, name, version))
+    _show([result], as_json, "RESTORE (spark)")

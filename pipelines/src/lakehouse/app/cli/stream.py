@@ -267,7 +267,7 @@ def status_cmd(env: EnvOpt = None, set_: SetOpt = None, as_json: JsonOpt = False
     from lakehouse.bronze.kafka_offsets import log_end_offsets
     from lakehouse.core.metrics import MetricsSnapshot
     from lakehouse.core.storage import Lake
-    from lakehouse.services.kafka import LocalKafka
+    from lakehouse.services import local_broker
     from lakehouse.services.process import pid_alive
     from lakehouse.speed import sink as speed_sink
 
@@ -276,7 +276,7 @@ def status_cmd(env: EnvOpt = None, set_: SetOpt = None, as_json: JsonOpt = False
     shown: list[RenderableType] = []
     payload: dict[str, Any] = {"servers": s.servers, "topic": s.topic, "broker": None, "problem": None}
     if not s.bootstrap:
-        local = LocalKafka.from_settings(settings)
+        local = local_broker(settings)
         payload["broker"] = local.status().as_dict()
         shown.append(broker.service_table(local))
     ends: dict[int, int] = {}

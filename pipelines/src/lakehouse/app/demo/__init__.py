@@ -65,6 +65,7 @@ def run(
         ctx.run_ids.append(new_run_id())
         ctx.recs += ctx.timed("bronze", lambda: jobs.bronze(ctx.lake, settings, ctx.run_ids[-1], b.hooks))
         ctx.recs += ctx.timed("silver", lambda: jobs.silver(ctx.lake, settings, ctx.run_ids[-1], b.hooks))
+    ctx.audit("bronze and silver")
     for batch in next_batches(settings):
         summary = ctx.timed(f"change batch {batch}", partial(jobs.apply_changes, settings, batch))
         console.print(f"change batch {batch}: {summary or 'applied before'}")
@@ -76,6 +77,7 @@ def run(
                 + jobs.silver(ctx.lake, settings, ctx.run_ids[-1])
             ),
         )
+        ctx.audit(f"change batch {batch}")
     streaming.stage(ctx)
     gold.stage(ctx)
     console.rule("[bold]Summary")
@@ -91,6 +93,12 @@ def run(
         "[green]every run's counts add up[/]"
         if not unbalanced
         else f"[red]{len(unbalanced)} runs do not balance[/]"
+    )
+    failed = [after for after, results in ctx.audits if not all(r.ok for r in results)]
+    console.print(
+        f"[green]independent reconciliation: nothing lost or repeated after {len(ctx.audits)} jobs[/]"
+        if not failed
+        else f"[red]independent reconciliation: rows lost or repeated after {', '.join(failed)}[/]"
     )
     return ctx
 

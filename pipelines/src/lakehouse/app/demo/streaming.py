@@ -13,7 +13,7 @@ from lakehouse.app import streaming as jobs
 from lakehouse.core.kafka import check_broker
 from lakehouse.core.reconcile import new_run_id
 from lakehouse.generator import kafka_producer as producer
-from lakehouse.services.kafka import LocalKafka
+from lakehouse.services import local_broker
 
 if TYPE_CHECKING:
     from lakehouse.app.demo.context import DemoContext
@@ -26,17 +26,17 @@ def stage(ctx: DemoContext, events: int | None = None) -> None:
     s = settings.streaming
     console = ctx.console
     console.rule("[bold]Streaming: Kafka -> bronze (exactly once) + speed layer")
-    broker = LocalKafka.from_settings(settings)
+    broker = local_broker(settings)
     local = not s.bootstrap
     started_here = False
     if local:
         started_here = not broker.status().running
-        if s.broker_storage == "s3":
+        if s.broker_needs_s3:
             from lakehouse.services.seaweedfs import LocalSeaweedFS
 
             LocalSeaweedFS.from_settings(settings).start()
         ctx.timed("stream: start broker", broker.start)
-        if s.broker_storage == "memory":
+        if s.broker == "tansu" and s.broker_storage == "memory":
             _restart_offsets_of_a_new_topic(ctx)
     check_broker(s)
     try:
@@ -70,10 +70,11 @@ def stage(ctx: DemoContext, events: int | None = None) -> None:
                 + (f", late {st.late:,}, rejected {st.rejected:,}" if name == "speed" else "")
             )
         ctx.recs += ctx.timed("stream: silver", lambda: lake_jobs.silver(ctx.lake, settings, run_id))
+        ctx.audit("streaming", kafka=True)  # while the broker still runs: offsets are read from it
         console.print(_realtime_table(settings.postgres.serving_dsn))
     finally:
         if started_here:
-            broker.stop()  # memory storage: nothing to keep; bronze and realtime.* hold the data
+            broker.stop()  # bronze and realtime.* hold the data; a broker log on disk stays for the next run
 
 
 def _restart_offsets_of_a_new_topic(ctx: DemoContext) -> None:

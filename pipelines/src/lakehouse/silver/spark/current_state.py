@@ -17,27 +17,39 @@ from lakehouse.core.storage import Lake
 from lakehouse.silver.current_state import DROPPED, CurrentState
 
 if TYPE_CHECKING:  # pragma: no cover
+    from deltalake import DeltaTable
     from pyspark.sql import DataFrame, SparkSession
 
 TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 
 
-def _latest(
-    spark: SparkSession, lake: Lake, t: CurrentState, first: int, last: int, run_id: str
+def inserted_rows(
+    spark: SparkSession, lake: Lake, table: str, dt: DeltaTable, first: int, last: int
 ) -> DataFrame:
+    """Rows versions first..last of `table` inserted (Change Data Feed), with `_commit_version`;
+    versions a RESTORE undid are left out, as `delta.inserted_rows` does on the embedded engine."""
+    from functools import reduce
+
+    parts = [
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", a)
+        .option("endingVersion", b)
+        .load(lake.table_uri(table))
+        .where("_change_type = 'insert'")
+        .drop("_change_type", "_commit_timestamp")
+        for a, b in delta.live_ranges(dt, first, last)
+    ]
+    if not parts:
+        raise ValueError(f"versions {first}..{last} of {table} were all restored away")
+    return reduce(lambda x, y: x.unionByName(y, allowMissingColumns=True), parts)
+
+
+def _latest(rows: DataFrame, t: CurrentState, run_id: str) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    rows = (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", first)
-        .option("endingVersion", last)
-        .load(lake.table_uri(t.source))
-        .where("_change_type = 'insert'")
-        .drop("_change_type", "_commit_timestamp")
-    )
     order = Window.partitionBy(*t.keys).orderBy(F.col("updated_at").desc(), F.col("_commit_version").desc())
     kept = [F.col(f"`{c}`") for c in rows.columns if c not in DROPPED]
     return (
@@ -62,17 +74,13 @@ def apply(spark: SparkSession, lake: Lake, t: CurrentState, run_id: str) -> Reco
     first = (-1 if done is None else done) + 1
     from pyspark import StorageLevel
 
-    latest = _latest(spark, lake, t, first, last, run_id).persist(StorageLevel.MEMORY_AND_DISK)
+    if not delta.live_ranges(source, first, last):
+        rec.detail = f"up to date (versions after {done} of {t.source} were restored away)"
+        return rec.finish()
+    rows = inserted_rows(spark, lake, t.source, source, first, last)
+    latest = _latest(rows, t, run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        rec.rows_in = (
-            spark.read.format("delta")
-            .option("readChangeFeed", "true")
-            .option("startingVersion", first)
-            .option("endingVersion", last)
-            .load(lake.table_uri(t.source))
-            .where("_change_type = 'insert'")
-            .count()
-        )
+        rec.rows_in = rows.count()
         kept = latest.count()
         rec.duplicates = rec.rows_in - kept
         uri = lake.table_uri(t.table)

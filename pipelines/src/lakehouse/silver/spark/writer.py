@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 REFERENCE_TABLES = ("silver.ref_country", "silver.ref_source", "silver.ref_device", "silver.ref_fx_rate")
+OUTPUT_TABLES = (EVENTS, QUARANTINE, *REFERENCE_TABLES)
 
 
 def run(
@@ -49,7 +50,7 @@ def run(
     run_id: str,
     on_rows: Callable[[int], None] | None = None,
 ) -> Reconciliation:
-    for table in (EVENTS, QUARANTINE, *REFERENCE_TABLES):
+    for table in OUTPUT_TABLES:
         ownership.check(lake, table, ownership.SPARK)
     rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
     bronze = delta.open_table(lake, SOURCE)
