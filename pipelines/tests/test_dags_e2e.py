@@ -29,9 +29,10 @@ from psycopg import sql
 
 from airflow_helpers import AIRFLOW, DBT, LAKEHOUSE, REPO, airflow_env, require_airflow
 from lakehouse.app import jobs
+from lakehouse.core.jvm import load_bundle
 from lakehouse.core.settings import Settings, load_settings
 from lakehouse.core.storage import Lake
-from lakehouse.services.kafka import LocalKafka, find_tansu
+from lakehouse.services import local_broker
 from lakehouse.services.process import free_port
 
 pytestmark = pytest.mark.slow
@@ -151,7 +152,7 @@ class E2E:
 def e2e(tmp_path_factory: pytest.TempPathFactory, pg_service: Any, session_state_dir: Path) -> Iterator[E2E]:
     require_airflow()
     assert DBT.exists(), f"dbt is part of this run: run make setup-dbt ({DBT} missing)"
-    find_tansu()  # the layer DAGs run with Kafka on (fails with the reason if the broker is missing)
+    load_bundle("kafka")  # the layer DAGs run with Kafka on (fails with the reason if the broker is missing)
     tmp = tmp_path_factory.mktemp("e2e")
     source_db, serving_db = "e2e_source", "e2e_serving"
     with psycopg.connect(pg_service.dsn("postgres"), autocommit=True) as admin:
@@ -196,7 +197,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, pg_service: Any, session_state
     try:
         yield E2E(tmp, settings, env)
     finally:
-        LocalKafka.from_settings(settings).stop()
+        local_broker(settings).stop()
         mp.undo()
 
 
