@@ -213,8 +213,10 @@ def test_full_pipeline_run(e2e: E2E) -> None:
         "bronze_postgres",
         "bronze_landing",
         "gate_bronze",
+        "check_sources_bronze",
         "silver",
         "gate_silver",
+        "check_sources_silver",
         "gold_build",
         "gate_gold",
         "gold_publish",
@@ -370,7 +372,8 @@ def test_layer_dags_ingest_silver_gold_with_every_source(e2e: E2E) -> None:
 
     ingest = e2e.dags_test("lakehouse_ingest", env={"LAKEHOUSE_KAFKA": "1"})
     assert ingest.states == dict.fromkeys(
-        ("bronze_postgres", "bronze_landing", "bronze_kafka", "gate_bronze"), "success"
+        ("bronze_postgres", "bronze_landing", "bronze_kafka", "gate_bronze", "check_sources_bronze"),
+        "success",
     ), ingest.states
     assert ingest.proc.returncode == 0, ingest.proc.stdout[-3000:]
     # the broker's 300 events, with the few duplicate and broken records the producer injects
@@ -379,7 +382,9 @@ def test_layer_dags_ingest_silver_gold_with_every_source(e2e: E2E) -> None:
     assert any(e2e.lake.table(t).version() > v for t, v in bronze_before.items()), bronze_before
 
     silver = e2e.dags_test("lakehouse_silver")
-    assert silver.states == {"silver": "success", "gate_silver": "success"}, silver.states
+    assert silver.states == dict.fromkeys(("silver", "gate_silver", "check_sources_silver"), "success"), (
+        silver.states
+    )
     assert all(e2e.lake.table(t).version() > v for t, v in silver_before.items()), silver_before
     assert silver_events < count("silver.events") <= silver_events + 300
 
