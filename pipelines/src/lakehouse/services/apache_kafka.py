@@ -32,7 +32,6 @@ import base64
 import contextlib
 import datetime as dt
 import os
-import re
 import subprocess
 import time
 import uuid
@@ -44,26 +43,18 @@ from lakehouse.core.errors import ServiceError
 from lakehouse.core.jvm import class_archive, find_java, load_bundle
 from lakehouse.core.settings import Settings
 from lakehouse.services import kafka_admin
+from lakehouse.services.apache_kafka_files import (
+    LOG4J2,
+    SCRAM_MECHANISM,
+    failure_line,
+    properties_value,
+    server_properties,
+)
 from lakehouse.services.base import LOOPBACK, ServiceStatus, SpawnedService
 from lakehouse.services.kafka_tls import BrokerSecrets
 from lakehouse.services.process import free_port, listening, port_in_use, write_private
 
-SCRAM_MECHANISM = "SCRAM-SHA-512"
 MAIN_CLASS = "kafka.Kafka"
-
-_LOG4J2 = """\
-# Written by lakehouse.services.apache_kafka at every start: everything to stdout (broker.log).
-status = warn
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-# the full configuration dump at every start is noise in a local log
-logger.config.name = org.apache.kafka.common.config.AbstractConfig
-logger.config.level = WARN
-"""
 
 
 @dataclass
@@ -158,9 +149,9 @@ class ApacheKafka(SpawnedService):
         return (
             "security.protocol=SASL_SSL\n"
             f"sasl.mechanism={SCRAM_MECHANISM}\n"
-            f"sasl.jaas.config={_escape(jaas)}\n"
+            f"sasl.jaas.config={properties_value(jaas)}\n"
             "ssl.truststore.type=PEM\n"
-            f"ssl.truststore.location={_escape(str(self.ca_path))}\n"
+            f"ssl.truststore.location={properties_value(str(self.ca_path))}\n"
         )
 
     def tool(self, main_class: str, *args: str) -> list[str]:
@@ -328,53 +319,21 @@ class ApacheKafka(SpawnedService):
         return port
 
     def _write_config(self, controller_port: int) -> None:
-        listeners = [f"PLAINTEXT://{LOOPBACK}:{self.port}", f"CONTROLLER://{LOOPBACK}:{controller_port}"]
-        advertised = [f"PLAINTEXT://{LOOPBACK}:{self.port}"]
-        if self.sasl_port is not None:
-            listeners.append(f"SASL_SSL://{LOOPBACK}:{self.sasl_port}")
-            advertised.append(f"SASL_SSL://{LOOPBACK}:{self.sasl_port}")
-        props: dict[str, str] = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{LOOPBACK}:{controller_port}",
-            "controller.listener.names": "CONTROLLER",
-            "listeners": ",".join(listeners),
-            "advertised.listeners": ",".join(advertised),
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": str(self.partitions),
-            # one node: every internal topic has one replica
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            # two cores on the machines this runs on
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "background.threads": "2",
-            "log.cleaner.threads": "1",
-        }
+        keystore = None
         if self.sasl_port is not None:
             self.secrets.scram(create=True)
-            props.update(
-                {
-                    "sasl.enabled.mechanisms": SCRAM_MECHANISM,
-                    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
-                        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-                    ),
-                    "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
-                    "listener.name.sasl_ssl.ssl.keystore.location": str(self.secrets.keystore_path),
-                }
-            )
-        props.update(self.extra_properties)
-        body = "".join(f"{key}={_escape(value)}\n" for key, value in props.items())
-        write_private(
-            self.config_path, "# Written by lakehouse.services.apache_kafka at every start.\n" + body
+            keystore = self.secrets.keystore_path
+        text = server_properties(
+            port=self.port,
+            controller_port=controller_port,
+            sasl_port=self.sasl_port,
+            data_dir=self.data_dir,
+            partitions=self.partitions,
+            keystore=keystore,
+            extra=self.extra_properties,
         )
-        (self.base / "log4j2.properties").write_text(_LOG4J2)
+        write_private(self.config_path, text)
+        (self.base / "log4j2.properties").write_text(LOG4J2)
 
     def _format(self) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -406,27 +365,3 @@ class ApacheKafka(SpawnedService):
                 f"Kafka's storage tool could not format {self.data_dir}: {failure_line(self.log_path)} "
                 f"(log: {self.log_path})"
             )
-
-
-def failure_line(log: Path) -> str:
-    """The most telling line of the broker's last run, for a one-line error: the last ERROR or FATAL
-    record with the exception line that follows it, else the last line."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return "no log"
-    start = max((i for i, line in enumerate(lines) if line.startswith("=== ")), default=-1)
-    run = [line.rstrip() for line in lines[start + 1 :] if line.strip()]
-    for i in range(len(run) - 1, -1, -1):
-        if re.search(r"\] (ERROR|FATAL) ", run[i]) or run[i].startswith(("ERROR", "Exception")):
-            text = re.sub(r"^\[[^\]]*\] ", "", run[i])
-            nxt = run[i + 1] if i + 1 < len(run) else ""
-            if re.match(r"^[\w.$]+(Exception|Error)\b", nxt):
-                text += f": {nxt}"
-            return text[:500]
-    return run[-1][:500] if run else "no output"
-
-
-def _escape(value: str) -> str:
-    """A value for a Java .properties file (backslashes, and leading spaces are significant)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n")

@@ -10,7 +10,7 @@ appended are scanned in place (`_register_bronze`), one streaming query classifi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -150,16 +150,35 @@ def run(
         on_plan(sum(c[2] for c in chunks))
     lookups = reference.lookups(silver.base_currency)
     reference.publish(lake, silver.base_currency)
-    rejected_keys: set[str] = set()
     memory.cap_arenas()
+
+    def chunk(first: int, last: int) -> tuple[Reconciliation, Iterable[str]]:
+        try:
+            return _run_chunk(lake, silver, run_id, bronze, first, last, done, lookups)
+        finally:
+            memory.release()
+
+    return absorb_chunks(rec, chunks, chunk, on_rows)
+
+
+def absorb_chunks(
+    rec: Reconciliation,
+    chunks: list[tuple[int, int, int]],
+    run_chunk: Callable[[int, int], tuple[Reconciliation, Iterable[str]]],
+    on_rows: Callable[[int], None] | None,
+    engine: str = "",
+) -> Reconciliation:
+    """Run each chunk of bronze versions in order (each commits on its own, so a stop between
+    chunks keeps what is done), adding its counts to `rec`; the detail names the chunks and the
+    fields that stayed in bronze."""
+    rejected_keys: set[str] = set()
     for first, last, _rows in chunks:
-        part, rejected = _run_chunk(lake, silver, run_id, bronze, first, last, done, lookups)
-        memory.release()
+        part, rejected = run_chunk(first, last)
         rec.add(part)
         rejected_keys.update(rejected)
         if on_rows:
             on_rows(part.rows_in)
-    notes = [f"{len(chunks)} chunk(s) of bronze versions"]
+    notes = [f"{len(chunks)} chunk(s) of bronze versions{f' ({engine})' if engine else ''}"]
     if rejected_keys:
         notes.append(
             "fields kept only in bronze (not valid column names): " + ", ".join(sorted(rejected_keys))

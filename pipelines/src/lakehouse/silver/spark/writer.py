@@ -30,6 +30,7 @@ from lakehouse.silver.events import (
     QUARANTINE,
     QUARANTINE_COLUMNS,
     SOURCE,
+    absorb_chunks,
     known_extras,
 )
 from lakehouse.silver.events_sql import EVENT_COLUMNS
@@ -62,20 +63,13 @@ def run(
     chunks = list(delta.version_chunks(bronze, after, silver.chunk_rows))
     lookups = reference.lookups(silver.base_currency)
     publish_reference(spark, lake, silver.base_currency)
-    rejected_keys: set[str] = set()
-    for first, last, _rows in chunks:
-        part, rejected = _run_chunk(spark, lake, silver, run_id, first, last, done, lookups)
-        rec.add(part)
-        rejected_keys.update(rejected)
-        if on_rows:
-            on_rows(part.rows_in)
-    notes = [f"{len(chunks)} chunk(s) of bronze versions (spark)"]
-    if rejected_keys:
-        notes.append(
-            "fields kept only in bronze (not valid column names): " + ", ".join(sorted(rejected_keys))
-        )
-    rec.detail = "; ".join(notes)
-    return rec.finish()
+    return absorb_chunks(
+        rec,
+        chunks,
+        lambda first, last: _run_chunk(spark, lake, silver, run_id, first, last, done, lookups),
+        on_rows,
+        engine="spark",
+    )
 
 
 def publish_reference(spark: SparkSession, lake: Lake, base_currency: str) -> None:
