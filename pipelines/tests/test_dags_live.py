@@ -254,7 +254,13 @@ def test_asset_chain_ingest_silver_gold_runs_by_itself(live: Live) -> None:
     for dag_id in ("lakehouse_ingest", "lakehouse_silver", "lakehouse_gold"):
         live.api.unpause(dag_id)
     _, tasks = live.run_ok("lakehouse_ingest")
-    assert set(tasks) == {"bronze_postgres", "bronze_landing", "bronze_kafka", "gate_bronze"}
+    assert set(tasks) == {
+        "bronze_postgres",
+        "bronze_landing",
+        "bronze_kafka",
+        "gate_bronze",
+        "check_sources_bronze",
+    }
     assert live.count("bronze.events", "WHERE source_system = 'kafka'") >= 400
     assert live.count("bronze.events", "WHERE source_system = 'landing'") >= 3000
     assert live.count("bronze.customers") == 150 and live.count("bronze.orders") == 400
