@@ -59,7 +59,6 @@ export LAKEHOUSE_LINEAGE_FILE="$STATE/lineage/pipeline.jsonl"
 export LAKEHOUSE_ROOT="$ROOT"
 export LAKEHOUSE_DBT_MANIFEST="$HOME_DIR/dbt/manifest.json"
 export LAKEHOUSE_BIN="$LAKEHOUSE"
-export AIRFLOW_VAR_LAKEHOUSE_BIN="$LAKEHOUSE"
 ENV
 }
 

@@ -29,11 +29,11 @@ airflow-stop: ## Stop the local Airflow processes started by `make airflow`
 airflow-status: ## Show the local Airflow processes
 	bash dags/airflow-local.sh status
 
-bench-airflow: setup setup-airflow ## Wall time of a full lakehouse_pipeline DAG run, per task
+bench-airflow: setup setup-airflow setup-dbt ## Wall time of lakehouse_pipeline run as `make airflow` runs it (dbt fan-out, Kafka on), per task
 	cd pipelines && $(VENV)/bin/python -m bench.airflow_dag $(BENCH_ARGS)
 
 lint-dags: setup ## ruff over dags/ (the pipeline package's ruff settings)
 	$(VENV)/bin/ruff check --config pipelines/pyproject.toml dags && $(VENV)/bin/ruff format --config pipelines/pyproject.toml --check dags
 
-test-airflow: setup setup-airflow setup-dbt ## Every DAG under a real Airflow (as `make airflow` starts it; files, PostgreSQL, Kafka on); not part of `make test`
+test-airflow: setup setup-airflow setup-dbt setup-dashboard-browser ## Every DAG under a real Airflow (as `make airflow` starts it; files, PostgreSQL, Kafka on), a screenshot of the run grid; not part of `make test`
 	cd pipelines && $(PYTEST) -q -m airflow_live --durations=10

@@ -3,9 +3,12 @@ metadata DB in a temp AIRFLOW_HOME) runs the real pipeline CLI on a small datase
 session's PostgreSQL; then the same logical date again (idempotent), then a bronze row that breaks
 a contract (the gate fails and nothing downstream runs, and the failure hook fires).
 
-The dbt part (gold) runs for real (as one task here; `make test-airflow` runs every DAG, gold with
-one task per model, under a real scheduler); without dbt the test fails, it never marks gold done.
-Then maintenance, backfill and restore on the same lake; then how failures are retried."""
+The dbt part (gold) runs for real (as one task in lakehouse_pipeline); without dbt the test fails,
+it never marks gold done. Then the layer DAGs the schedule chains by Assets, with every source on
+(landing files, PostgreSQL, a Kafka-protocol broker): lakehouse_ingest, lakehouse_silver and
+lakehouse_gold with one task per dbt model, as `make airflow` deploys it. Then maintenance,
+backfill and restore on the same lake; then how failures are retried. (`make test-airflow` runs
+every DAG again under a real scheduler, triggered through the REST API.)"""
 
 from __future__ import annotations
 
@@ -24,10 +27,13 @@ import pytest
 import yaml
 from psycopg import sql
 
-from airflow_helpers import AIRFLOW, DBT, REPO, airflow_env, require_airflow
+from airflow_helpers import AIRFLOW, DBT, LAKEHOUSE, REPO, airflow_env, require_airflow
 from lakehouse.app import jobs
+from lakehouse.core.jvm import load_bundle
 from lakehouse.core.settings import Settings, load_settings
 from lakehouse.core.storage import Lake
+from lakehouse.services import local_broker
+from lakehouse.services.process import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +70,7 @@ class E2E:
         before = self._run_ids(dag_id)
         start = time.perf_counter()
         proc = subprocess.run(
-            cmd, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=600, check=False
+            cmd, env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=1400, check=False
         )
         seconds = time.perf_counter() - start
         (self.tmp / f"dags-test-{len(self.runs)}.log").write_text(proc.stdout + proc.stderr)
@@ -73,6 +79,38 @@ class E2E:
         run = Run(proc, seconds, self.task_states(dag_id, new[0]))
         self.runs.append(run)
         return run
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(LAKEHOUSE), *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc
+
+    def dbt_manifest(self) -> Path:
+        """dbt's manifest, parsed as `make airflow` parses it, so lakehouse_gold gets one task per
+        model."""
+        target = self.tmp / "dbt-target"
+        if not (target / "manifest.json").exists():
+            proc = subprocess.run(
+                [
+                    str(DBT),
+                    "parse",
+                    "--quiet",
+                    "--target-path",
+                    str(target),
+                    "--log-path",
+                    str(self.tmp / "dbt-logs"),
+                ],
+                cwd=REPO / "dbt",
+                env={**self.env, "DBT_PROFILES_DIR": str(REPO / "dbt")},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return target / "manifest.json"
 
     def _query(self, q: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db) as con:
@@ -114,6 +152,7 @@ class E2E:
 def e2e(tmp_path_factory: pytest.TempPathFactory, pg_service: Any, session_state_dir: Path) -> Iterator[E2E]:
     require_airflow()
     assert DBT.exists(), f"dbt is part of this run: run make setup-dbt ({DBT} missing)"
+    load_bundle("kafka")  # the layer DAGs run with Kafka on (fails with the reason if the broker is missing)
     tmp = tmp_path_factory.mktemp("e2e")
     source_db, serving_db = "e2e_source", "e2e_serving"
     with psycopg.connect(pg_service.dsn("postgres"), autocommit=True) as admin:
@@ -126,6 +165,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, pg_service: Any, session_state
     config["generator"].update(
         {"events": 4000, "event_files": 2, "users": 400, "customers": 200, "products": 40, "orders": 600}
     )
+    config["streaming"].update({"broker_port": free_port(), "topic": f"e2e-{tmp.name}"})
     config_file = tmp / "pipeline.yaml"
     config_file.write_text(yaml.safe_dump(config))
     mp = pytest.MonkeyPatch()
@@ -157,6 +197,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, pg_service: Any, session_state
     try:
         yield E2E(tmp, settings, env)
     finally:
+        local_broker(settings).stop()
         mp.undo()
 
 
@@ -172,8 +213,10 @@ def test_full_pipeline_run(e2e: E2E) -> None:
         "bronze_postgres",
         "bronze_landing",
         "gate_bronze",
+        "check_sources_bronze",
         "silver",
         "gate_silver",
+        "check_sources_silver",
         "gold_build",
         "gate_gold",
         "gold_publish",
@@ -296,6 +339,63 @@ def test_rerun_of_the_same_logical_date_is_idempotent(e2e: E2E) -> None:
             GROUP BY step"""
     ).fetchall()
     assert latest == [("silver", 0, 0, True)]
+
+
+def _published_totals(e2e: E2E) -> tuple[int, int]:
+    with psycopg.connect(e2e.settings.postgres.serving_dsn) as con:
+        row = con.execute("SELECT total_orders, total_events FROM gold.rpt_executive_summary").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+@pytest.mark.timeout(1500)  # one dbt process per model, one task at a time under `airflow dags test`
+def test_layer_dags_ingest_silver_gold_with_every_source(e2e: E2E) -> None:
+    """The DAGs the schedule chains by Assets, each run by Airflow on the lake the pipeline built,
+    with every source on: new Kafka events and a source change go through lakehouse_ingest,
+    lakehouse_silver and lakehouse_gold (one task per dbt model) to the published marts."""
+    e2e.cli("stream", "broker", "start")  # as `make airflow` starts it
+    e2e.cli("stream", "produce", "--count", "300", "--max", "--seed", "11")
+    e2e.cli("generate", "changes", "--batch", "1")
+    kafka = "WHERE source_system = 'kafka'"
+    con = e2e.lake.duckdb_with_delta()
+
+    def count(table: str, where: str = "") -> int:
+        row = con.execute(
+            f"SELECT count(*) FROM delta_scan('{e2e.lake.table_uri(table)}') {where}"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    bronze_before = {t: e2e.lake.table(t).version() for t in ("bronze.customers", "bronze.orders")}
+    silver_before = {t: e2e.lake.table(t).version() for t in ("silver.events", "silver.dim_customer")}
+    silver_events = count("silver.events")
+    _, events_before = _published_totals(e2e)
+
+    ingest = e2e.dags_test("lakehouse_ingest", env={"LAKEHOUSE_KAFKA": "1"})
+    assert ingest.states == dict.fromkeys(
+        ("bronze_postgres", "bronze_landing", "bronze_kafka", "gate_bronze", "check_sources_bronze"),
+        "success",
+    ), ingest.states
+    assert ingest.proc.returncode == 0, ingest.proc.stdout[-3000:]
+    # the broker's 300 events, with the few duplicate and broken records the producer injects
+    assert 300 <= count("bronze.events", kafka) <= 330
+    # the source change reached bronze: an incremental extract committed to a source table
+    assert any(e2e.lake.table(t).version() > v for t, v in bronze_before.items()), bronze_before
+
+    silver = e2e.dags_test("lakehouse_silver")
+    assert silver.states == dict.fromkeys(("silver", "gate_silver", "check_sources_silver"), "success"), (
+        silver.states
+    )
+    assert all(e2e.lake.table(t).version() > v for t, v in silver_before.items()), silver_before
+    assert silver_events < count("silver.events") <= silver_events + 300
+
+    gold = e2e.dags_test("lakehouse_gold", env={"LAKEHOUSE_DBT_MANIFEST": str(e2e.dbt_manifest())})
+    models = [t for t in gold.states if t.startswith("dbt.")]
+    assert len(models) >= 20, sorted(gold.states)  # the per-model fan-out, as deployed
+    assert set(gold.states) == {*models, "gate_gold", "gold_publish"}, sorted(gold.states)
+    assert set(gold.states.values()) == {"success"}, gold.states
+    assert gold.proc.returncode == 0, gold.proc.stdout[-3000:]
+    _, events_after = _published_totals(e2e)
+    assert events_after > events_before, (events_before, events_after)  # the Kafka events, published
 
 
 def test_backfill_maintenance_and_restore_dags(e2e: E2E) -> None:

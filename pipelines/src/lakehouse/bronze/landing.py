@@ -2,7 +2,9 @@
 
 A file counts as ingested when its rows are in bronze.events: the file list and the rows are
 one Delta commit, so a run killed at any point and rerun neither loses nor repeats a file.
-Concurrent runs are fenced by the commit's app transaction (same app id, expected version).
+Concurrent runs are fenced: a run reads the ingested files and its app transaction from one
+snapshot and commits against that snapshot, so delta-rs fails the commit of a run that another
+run's commit (same app id) overtook; the loser writes nothing and a rerun takes up the rest.
 
 Which files: NDJSON (`.jsonl`, `.ndjson`, `.json`), plain or compressed (`.gz`, `.zst`, `.bz2`,
 read through Arrow's codecs). Nothing else is dropped in silence: a file with another extension,
@@ -22,8 +24,10 @@ from pathlib import PurePosixPath
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
+from deltalake import DeltaTable
 
 from lakehouse.core import delta, ownership
+from lakehouse.core.errors import TransientError
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import Lake
 
@@ -150,9 +154,9 @@ def file_batch(name: str, lines: list[bytes], batch_id: str, first_ordinal: int,
     )
 
 
-def ingested_files(lake: Lake) -> set[str]:
-    """Files whose rows are already in bronze.events."""
-    dt = delta.open_table(lake, TABLE)
+def ingested_files(lake: Lake, dt: DeltaTable | None = None) -> set[str]:
+    """Files whose rows are already in bronze.events (in `dt`, the table as a run read it)."""
+    dt = dt if dt is not None else delta.open_table(lake, TABLE)
     if dt is None:
         return set()
     ds = delta.dataset(lake, dt)
@@ -170,10 +174,11 @@ class Listing:
     ignored: int = 0
 
 
-def list_landing(lake: Lake, fs: pafs.FileSystem, base: str) -> Listing:
-    """Every file under landing/events: to ingest, already ingested, skipped (with why), ignored."""
+def list_landing(lake: Lake, fs: pafs.FileSystem, base: str, snapshot: DeltaTable | None = None) -> Listing:
+    """Every file under landing/events: to ingest, already ingested, skipped (with why), ignored.
+    `snapshot`: bronze.events as the run read it (default: its newest version)."""
     infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    done = ingested_files(lake)
+    done = ingested_files(lake, snapshot)
     out = Listing()
     for info in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
         name = _relative(info.path, base)
@@ -221,7 +226,10 @@ def ingest(
     """Ingest every landing file not yet in bronze.events, in commits of bounded size."""
     ownership.check(lake, TABLE, ownership.EMBEDDED)
     fs, base = lake.landing("events")
-    listing = list_landing(lake, fs, base)
+    # one snapshot for what is done, the watermark and every commit: a commit made against a
+    # newer version than the listing was read from would not see a competing run's files
+    snapshot = delta.open_table(lake, TABLE)
+    listing = list_landing(lake, fs, base, snapshot)
     todo = listing.todo
     result = LandingResult(
         already_ingested=len(listing.ingested),
@@ -234,14 +242,22 @@ def ingest(
     pending: list[pa.Table] = []
     names: list[str] = []
     rows = 0
-    version = delta.txn_version(lake, TABLE, APP_ID) or 0
+    version = (snapshot.transaction_version(APP_ID) if snapshot is not None else None) or 0
     batch_id = new_batch_id()
 
     def flush() -> None:
-        nonlocal pending, names, rows, version, batch_id
+        nonlocal pending, names, rows, version, batch_id, snapshot
         if not pending:
             return
         version += 1
+        creating = snapshot is None
+        if creating and lake.exists(TABLE):
+            raise _overtaken()
+        # against the snapshot, delta-rs rebases past other commits only when none of them
+        # carries this app id (and moves the snapshot on to this commit). A commit creating the
+        # table has nothing to check against: delta-rs puts it after another run's creation as
+        # if it were an append, so the check above narrows that to the instant between looking
+        # and committing
         delta.append(
             lake,
             TABLE,
@@ -249,10 +265,15 @@ def ingest(
             app_id=APP_ID,
             txn_version=version,
             configuration=delta.CDF,
+            snapshot=snapshot,
             files=names,
             batch_id=batch_id,
             run_id=run_id,
         )
+        if creating:
+            # the version this commit created, not the newest: a later commit of another run
+            # must fail this run's next commit as it would have failed against any snapshot
+            snapshot = lake.table(TABLE, version=0)
         result.commits += 1
         result.files.extend(names)
         rec.inserted += rows
@@ -287,6 +308,13 @@ def ingest(
         notes.append(f"{result.ignored} in-progress or marker files ignored")
     rec.detail = "; ".join(notes)
     return result, rec.finish()
+
+
+def _overtaken() -> TransientError:
+    return TransientError(
+        f"another landing ingest committed to {TABLE} meanwhile: this run stops; a new one "
+        "takes up the files still to do"
+    )
 
 
 def new_batch_id() -> str:

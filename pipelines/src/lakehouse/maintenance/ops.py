@@ -95,13 +95,16 @@ def discover_tables(lake: Lake) -> list[str]:
     return sorted(found)
 
 
-def _started(lake: Lake, table: str) -> tuple[DeltaTable, MaintenanceResult, float]:
+def _started(
+    lake: Lake, table: str, engine: str = ownership.EMBEDDED
+) -> tuple[DeltaTable, MaintenanceResult, float]:
+    """The table as the operation starts, refused when `engine` does not write it."""
     import time as _time
 
     dt = delta.open_table(lake, table)
     if dt is None:
         raise LakehouseError(f"table {table} does not exist in {lake.root}")
-    ownership.check(lake, table, ownership.EMBEDDED)
+    ownership.check(lake, table, engine)
     files, size = _live(dt)
     res = MaintenanceResult(table, "", dt.version(), dt.version(), files, files, bytes_before=size)
     res.bytes_after = size

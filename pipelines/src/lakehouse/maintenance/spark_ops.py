@@ -60,7 +60,7 @@ def optimize(
     """Compact to maintenance.target_file_mb, or Z-order by maintenance.zorder[table] when the
     table is large enough (`zorder` forces or prevents it), as `ops.optimize` decides."""
     check_owner(lake, table)
-    dt, res, t0 = _started(lake, table)
+    dt, res, t0 = _started(lake, table, ownership.SPARK)
     names = {f.name for f in pa.schema(dt.schema())}
     cols = _zorder_columns(m, table, res.bytes_before, names)
     if zorder is True:
@@ -103,7 +103,7 @@ def vacuum(
     vacuum_retention_hours); a retention shorter than the table's deletedFileRetentionDuration is
     refused unless maintenance.enforce_retention_duration is false (delta-spark's own check)."""
     check_owner(lake, table)
-    dt, res, t0 = _started(lake, table)
+    dt, res, t0 = _started(lake, table, ownership.SPARK)
     hours = m.vacuum_retention_hours if retention_hours is None else retention_hours
     res.operation = "vacuum (dry run)" if dry_run else "vacuum"
     uri = lake.table_uri(table)
@@ -171,7 +171,7 @@ def restore(spark: SparkSession, lake: Lake, table: str, version: int) -> Mainte
     """RESTORE `table` to `version` when that keeps every watermark right (none moves, no
     downstream table read past it); otherwise one line saying why and what to do instead."""
     check_restore(lake, table, version)
-    dt, res, t0 = _started(lake, table)
+    dt, res, t0 = _started(lake, table, ownership.SPARK)
     res.operation = "restore"
     saved = _with_conf(spark, {USER_METADATA: _metadata(operation="restore", restored_to=str(version))})
     try:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from lakehouse.core.reconcile import Reconciliation
     from lakehouse.core.settings import Settings
+    from lakehouse.core.storage import Lake
     from lakehouse.maintenance.ops import MaintenanceResult
 
 T = TypeVar("T")
@@ -95,6 +96,27 @@ def run_job(
     return _run(lambda: job(spark))
 
 
+def _step(
+    settings: Settings,
+    lake: Lake,
+    job: Callable[[SparkSession, Lake, Settings, str], list[Reconciliation]],
+    master: str | None,
+    memory: str | None,
+    all_rows: bool,
+    as_json: bool,
+) -> None:
+    """A pipeline step on Spark, its reconciliation shown as the embedded commands show theirs."""
+    from lakehouse.app.render import tables
+    from lakehouse.core.reconcile import new_run_id
+
+    recs = run_job(settings, lambda spark: job(spark, lake, settings, new_run_id()), master, memory)
+    emit(
+        as_json,
+        {"reconciliation": tables.reconciliation_rows(recs)},
+        tables.reconciliation_table(recs, all_rows=all_rows),
+    )
+
+
 @app.command()
 def bronze(
     env: EnvOpt = None,
@@ -106,19 +128,9 @@ def bronze(
 ) -> None:
     """Landing files -> bronze.events on Spark, each file exactly once."""
     from lakehouse.app import spark_jobs
-    from lakehouse.app.render import tables
-    from lakehouse.core.reconcile import new_run_id
 
     current = cli_settings(env, set_)
-    lake = writable_lake(current)
-    recs = run_job(
-        current, lambda spark: spark_jobs.bronze(spark, lake, current, new_run_id()), master, driver_memory
-    )
-    emit(
-        as_json,
-        {"reconciliation": tables.reconciliation_rows(recs)},
-        tables.reconciliation_table(recs, all_rows=all_rows),
-    )
+    _step(current, writable_lake(current), spark_jobs.bronze, master, driver_memory, all_rows, as_json)
 
 
 @app.command()
@@ -133,19 +145,9 @@ def silver(
     """bronze -> silver on Spark: events + quarantine (the shared SQL), SCD2 dimensions and
     current-state orders / order_items (Delta MERGE INTO)."""
     from lakehouse.app import spark_jobs
-    from lakehouse.app.render import tables
-    from lakehouse.core.reconcile import new_run_id
 
     current = cli_settings(env, set_)
-    lake = existing_lake(current)
-    recs = run_job(
-        current, lambda spark: spark_jobs.silver(spark, lake, current, new_run_id()), master, driver_memory
-    )
-    emit(
-        as_json,
-        {"reconciliation": tables.reconciliation_rows(recs)},
-        tables.reconciliation_table(recs, all_rows=all_rows),
-    )
+    _step(current, existing_lake(current), spark_jobs.silver, master, driver_memory, all_rows, as_json)
 
 
 @app.command()
@@ -175,19 +177,31 @@ TableArg = Annotated[str, typer.Argument(help="the table, <layer>.<name>", metav
 
 
 def _maintain(
-    settings: Settings,
+    env: str | None,
+    set_: list[str] | None,
+    table: str,
     master: str | None,
     memory: str | None,
-    job: Callable[[SparkSession], MaintenanceResult],
-) -> MaintenanceResult:
-    """One maintenance operation on Spark, recorded in ops.maintenance as `lakehouse maintain` does."""
+    as_json: bool,
+    title: str,
+    job: Callable[[SparkSession, Settings, Lake, str], MaintenanceResult],
+    check: Callable[[Lake, str], None] | None = None,
+) -> None:
+    """One maintenance operation on Spark for TABLE: refused before Spark starts when the table is
+    not Spark's (`check`), recorded in ops.maintenance and shown as `lakehouse maintain` does."""
+    from lakehouse.app.cli import validate
+    from lakehouse.app.cli.maintain import _show
     from lakehouse.core.reconcile import new_run_id
-    from lakehouse.maintenance import ops
+    from lakehouse.maintenance import ops, spark_ops
 
-    spark = _session(settings, master, memory)
-    result = _run(lambda: job(spark))
-    ops.record(existing_lake(settings), [result], new_run_id())
-    return result
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    name = validate.table_name(lake, table, "TABLE")
+    (check or spark_ops.check_owner)(lake, name)
+    spark = _session(current, master, memory)
+    result = _run(lambda: job(spark, current, lake, name))
+    ops.record(lake, [result], new_run_id())
+    _show([result], as_json, title)
 
 
 @app.command()
@@ -203,21 +217,20 @@ def optimize(
     as_json: JsonOpt = False,
 ) -> None:
     """OPTIMIZE a Spark-owned TABLE with delta-spark: compaction, or ZORDER BY maintenance.zorder."""
-    from lakehouse.app.cli import validate
-    from lakehouse.app.cli.maintain import _show
     from lakehouse.maintenance import spark_ops
 
-    current = cli_settings(env, set_)
-    lake = existing_lake(current)
-    name = validate.table_name(lake, table, "TABLE")
-    spark_ops.check_owner(lake, name)
-    result = _maintain(
-        current,
+    _maintain(
+        env,
+        set_,
+        table,
         master,
         driver_memory,
-        lambda s: spark_ops.optimize(s, lake, current.maintenance, name, zorder=zorder),
+        as_json,
+        "OPTIMIZE (spark)",
+        lambda s, settings, lake, name: spark_ops.optimize(
+            s, lake, settings.maintenance, name, zorder=zorder
+        ),
     )
-    _show([result], as_json, "OPTIMIZE (spark)")
 
 
 @app.command()
@@ -234,23 +247,20 @@ def vacuum(
     as_json: JsonOpt = False,
 ) -> None:
     """VACUUM a Spark-owned TABLE with delta-spark, by the retention rule of `lakehouse maintain vacuum`."""
-    from lakehouse.app.cli import validate
-    from lakehouse.app.cli.maintain import _show
     from lakehouse.maintenance import spark_ops
 
-    current = cli_settings(env, set_)
-    lake = existing_lake(current)
-    name = validate.table_name(lake, table, "TABLE")
-    spark_ops.check_owner(lake, name)
-    result = _maintain(
-        current,
+    _maintain(
+        env,
+        set_,
+        table,
         master,
         driver_memory,
-        lambda s: spark_ops.vacuum(
-            s, lake, current.maintenance, name, retention_hours=retention_hours, dry_run=dry_run
+        as_json,
+        "VACUUM (spark)",
+        lambda s, settings, lake, name: spark_ops.vacuum(
+            s, lake, settings.maintenance, name, retention_hours=retention_hours, dry_run=dry_run
         ),
     )
-    _show([result], as_json, "VACUUM (spark)")
 
 
 @app.command()
@@ -265,13 +275,16 @@ def restore(
 ) -> None:
     """RESTORE a Spark-owned TABLE with delta-spark; refused in one line when its watermarks
     would have to be rewound (delta-spark cannot record them in the restore's commit)."""
-    from lakehouse.app.cli import validate
-    from lakehouse.app.cli.maintain import _show
     from lakehouse.maintenance import spark_ops
 
-    current = cli_settings(env, set_)
-    lake = existing_lake(current)
-    name = validate.table_name(lake, table, "TABLE")
-    spark_ops.check_restore(lake, name, version)
-    result = _maintain(current, master, driver_memory, lambda s: spark_ops.restore(s, lake, name, version))
-    _show([result], as_json, "RESTORE (spark)")
+    _maintain(
+        env,
+        set_,
+        table,
+        master,
+        driver_memory,
+        as_json,
+        "RESTORE (spark)",
+        lambda s, _settings, lake, name: spark_ops.restore(s, lake, name, version),
+        check=lambda lake, name: spark_ops.check_restore(lake, name, version),
+    )
