@@ -205,110 +205,125 @@ def _spark(settings: Any) -> Any:
     )
 
 
+def _timed(
+    engine: str,
+    work: Path,
+    settings: Any,
+    embedded: Callable[[], Any],
+    on_spark: Callable[[Any], Any],
+) -> tuple[Any, float]:
+    """Run the step on `engine`, timing only the step: the Spark session is built before the clock
+    starts (and before the parent is told the step started), and stopped after it."""
+    if engine == "embedded":
+        _started(work)
+        t0 = time.perf_counter()
+        return embedded(), time.perf_counter() - t0
+    from lakehouse.core.spark import stop_session
+
+    spark = _spark(settings)
+    try:
+        _started(work)
+        t0 = time.perf_counter()
+        return on_spark(spark), time.perf_counter() - t0
+    finally:
+        stop_session(spark)
+
+
+def _result(settings: Any, rec: Any, seconds: float, detail: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "seconds": seconds,
+        "lake": str(settings.lake_root),
+        "rows_in": rec.rows_in,
+        "detail": {name: getattr(rec, name) for name in detail},
+    }
+
+
 def _silver(engine: str, input_root: Path, work: Path, rows: int) -> dict[str, Any]:
     from lakehouse.core.reconcile import new_run_id
     from lakehouse.core.storage import Lake
+    from lakehouse.silver import events
 
     settings = _settings(work, rows)
     lake = Lake(settings)
     _link_copy(input_root / "lake" / "bronze" / "events", Path(lake.table_uri("bronze.events")))
-    if engine == "embedded":
-        from lakehouse.silver import events
 
-        _started(work)
-        t0 = time.perf_counter()
-        rec = events.run(lake, settings.silver, new_run_id())
-        seconds = time.perf_counter() - t0
-    else:
-        from lakehouse.core.spark import stop_session
+    def on_spark(spark: Any) -> Any:
         from lakehouse.silver.spark import writer
 
-        spark = _spark(settings)
-        try:
-            _started(work)
-            t0 = time.perf_counter()
-            rec = writer.run(spark, lake, settings.silver, new_run_id())
-            seconds = time.perf_counter() - t0
-        finally:
-            stop_session(spark)
-    return {
-        "seconds": seconds,
-        "lake": str(settings.lake_root),
-        "rows_in": rec.rows_in,
-        "detail": {"inserted": rec.inserted, "duplicates": rec.duplicates, "quarantined": rec.quarantined},
-    }
+        return writer.run(spark, lake, settings.silver, new_run_id())
+
+    rec, seconds = _timed(
+        engine, work, settings, lambda: events.run(lake, settings.silver, new_run_id()), on_spark
+    )
+    return _result(settings, rec, seconds, ("inserted", "duplicates", "quarantined"))
 
 
 def _merge(engine: str, input_root: Path, work: Path, rows: int) -> dict[str, Any]:
-    from lakehouse.core import ownership
-    from lakehouse.core.reconcile import new_run_id
-    from lakehouse.core.storage import Lake
     from lakehouse.silver import current_state
 
-    settings = _settings(work, rows)
-    lake = Lake(settings)
-    _link_copy(input_root / "lake", Path(str(settings.lake_root)))
-    table = current_state.TABLES[0]
-    if engine == "embedded":
-        _started(work)
-        t0 = time.perf_counter()
-        rec = current_state.apply(lake, table, new_run_id())
-        seconds = time.perf_counter() - t0
-    else:
-        from lakehouse.core.spark import stop_session
+    def on_spark(spark: Any, lake: Any, run_id: str) -> Any:
         from lakehouse.silver.spark import current_state as spark_current_state
 
-        ownership.hand_over(lake, table.table, ownership.SPARK)
-        spark = _spark(settings)
-        try:
-            _started(work)
-            t0 = time.perf_counter()
-            rec = spark_current_state.apply(spark, lake, table, new_run_id())
-            seconds = time.perf_counter() - t0
-        finally:
-            stop_session(spark)
-    return {
-        "seconds": seconds,
-        "lake": str(settings.lake_root),
-        "rows_in": rec.rows_in,
-        "detail": {"inserted": rec.inserted, "updated": rec.updated, "unchanged": rec.unchanged},
-    }
+        return spark_current_state.apply(spark, lake, current_state.TABLES[0], run_id)
+
+    return _merge_step(
+        engine,
+        input_root,
+        work,
+        rows,
+        current_state.TABLES[0].table,
+        lambda lake, run_id: current_state.apply(lake, current_state.TABLES[0], run_id),
+        on_spark,
+        ("inserted", "updated", "unchanged"),
+    )
 
 
 def _scd2(engine: str, input_root: Path, work: Path, rows: int) -> dict[str, Any]:
+    from lakehouse.silver import scd2
+
+    def on_spark(spark: Any, lake: Any, run_id: str) -> Any:
+        from lakehouse.silver.spark import scd2 as spark_scd2
+
+        return spark_scd2.apply(spark, lake, scd2.DIMENSIONS[0], run_id)
+
+    return _merge_step(
+        engine,
+        input_root,
+        work,
+        rows,
+        scd2.DIMENSIONS[0].table,
+        lambda lake, run_id: scd2.apply(lake, scd2.DIMENSIONS[0], run_id),
+        on_spark,
+        ("inserted", "unchanged", "duplicates"),
+    )
+
+
+def _merge_step(
+    engine: str,
+    input_root: Path,
+    work: Path,
+    rows: int,
+    table: str,
+    embedded: Callable[[Any, str], Any],
+    on_spark: Callable[[Any, Any, str], Any],
+    detail: tuple[str, ...],
+) -> dict[str, Any]:
+    """A MERGE into `table` on a hard-linked copy of the prepared lake; the Spark run's copy is
+    handed to Spark first, so both engines MERGE into the same table."""
     from lakehouse.core import ownership
     from lakehouse.core.reconcile import new_run_id
     from lakehouse.core.storage import Lake
-    from lakehouse.silver import scd2
 
     settings = _settings(work, rows)
     lake = Lake(settings)
     _link_copy(input_root / "lake", Path(str(settings.lake_root)))
-    dimension = scd2.DIMENSIONS[0]
-    if engine == "embedded":
-        _started(work)
-        t0 = time.perf_counter()
-        rec = scd2.apply(lake, dimension, new_run_id())
-        seconds = time.perf_counter() - t0
-    else:
-        from lakehouse.core.spark import stop_session
-        from lakehouse.silver.spark import scd2 as spark_scd2
-
-        ownership.hand_over(lake, dimension.table, ownership.SPARK)
-        spark = _spark(settings)
-        try:
-            _started(work)
-            t0 = time.perf_counter()
-            rec = spark_scd2.apply(spark, lake, dimension, new_run_id())
-            seconds = time.perf_counter() - t0
-        finally:
-            stop_session(spark)
-    return {
-        "seconds": seconds,
-        "lake": str(settings.lake_root),
-        "rows_in": rec.rows_in,
-        "detail": {"inserted": rec.inserted, "unchanged": rec.unchanged, "duplicates": rec.duplicates},
-    }
+    if engine != "embedded":
+        ownership.hand_over(lake, table, ownership.SPARK)
+    run_id = new_run_id()
+    rec, seconds = _timed(
+        engine, work, settings, lambda: embedded(lake, run_id), lambda spark: on_spark(spark, lake, run_id)
+    )
+    return _result(settings, rec, seconds, detail)
 
 
 STEPS: dict[str, Callable[[str, Path, Path, int], dict[str, Any]]] = {
