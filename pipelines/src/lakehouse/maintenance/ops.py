@@ -121,9 +121,17 @@ def _finish(dt: DeltaTable, res: MaintenanceResult, t0: float) -> MaintenanceRes
     return res
 
 
-def _zorder_columns(m: MaintenanceSettings, table: str, size: int, schema_names: set[str]) -> list[str]:
+def _zorder_columns(
+    m: MaintenanceSettings, table: str, size: int, schema_names: set[str], forced: bool | None = None
+) -> list[str]:
+    """The Z-order columns of an OPTIMIZE: maintenance.zorder[table] once the table reaches
+    zorder_min_mb; `forced` True takes them whatever the size, False takes none."""
+    if forced is False:
+        return []
     cols = m.zorder.get(table) or []
-    if not cols or size < m.zorder_min_mb * MB:
+    if forced is True and not cols:
+        raise LakehouseError(f"--zorder: no maintenance.zorder columns configured for {table}")
+    if not cols or (forced is None and size < m.zorder_min_mb * MB):
         return []
     missing = [c for c in cols if c not in schema_names]
     if missing:
@@ -138,13 +146,7 @@ def optimize(
     table is configured for it and large enough (or `zorder=True` forces it, `False` prevents it)."""
     dt, res, t0 = _started(lake, table)
     names = {f.name for f in pa.schema(dt.schema())}
-    cols = _zorder_columns(m, table, res.bytes_before, names)
-    if zorder is True:
-        cols = list(m.zorder.get(table) or [])
-        if not cols:
-            raise LakehouseError(f"--zorder: no maintenance.zorder columns configured for {table}")
-    elif zorder is False:
-        cols = []
+    cols = _zorder_columns(m, table, res.bytes_before, names, zorder)
     target = m.target_file_mb * MB
     props = delta.commit_props(None, None, operation="maintenance")
     if cols:

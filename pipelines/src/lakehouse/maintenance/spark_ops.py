@@ -59,16 +59,9 @@ def optimize(
 ) -> MaintenanceResult:
     """Compact to maintenance.target_file_mb, or Z-order by maintenance.zorder[table] when the
     table is large enough (`zorder` forces or prevents it), as `ops.optimize` decides."""
-    check_owner(lake, table)
     dt, res, t0 = _started(lake, table, ownership.SPARK)
     names = {f.name for f in pa.schema(dt.schema())}
-    cols = _zorder_columns(m, table, res.bytes_before, names)
-    if zorder is True:
-        cols = list(m.zorder.get(table) or [])
-        if not cols:
-            raise LakehouseError(f"--zorder: no maintenance.zorder columns configured for {table}")
-    elif zorder is False:
-        cols = []
+    cols = _zorder_columns(m, table, res.bytes_before, names, zorder)
     saved = _with_conf(
         spark, {MAX_FILE_SIZE: str(m.target_file_mb * MB), USER_METADATA: _metadata(operation="maintenance")}
     )
@@ -102,7 +95,6 @@ def vacuum(
     """Delete files unreferenced by versions newer than the retention (maintenance.
     vacuum_retention_hours); a retention shorter than the table's deletedFileRetentionDuration is
     refused unless maintenance.enforce_retention_duration is false (delta-spark's own check)."""
-    check_owner(lake, table)
     dt, res, t0 = _started(lake, table, ownership.SPARK)
     hours = m.vacuum_retention_hours if retention_hours is None else retention_hours
     res.operation = "vacuum (dry run)" if dry_run else "vacuum"
