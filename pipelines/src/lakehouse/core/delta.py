@@ -253,9 +253,9 @@ def inserted_rows(dt: DeltaTable, first: int, last: int) -> pa.Table:
     return table.set_column(idx, "_commit_version", table["_commit_version"].cast(pa.int64()))
 
 
-def unabsorbed(lake: Lake, source: str, target: str, app_id: str) -> tuple[DeltaTable, pa.Table, int] | str:
-    """Rows of `source` that `target` has not absorbed yet (by the app transaction `app_id`):
-    (source table, inserted rows, source version to record), or why there is nothing to do."""
+def pending_versions(lake: Lake, source: str, target: str, app_id: str) -> tuple[DeltaTable, int, int] | str:
+    """The versions of `source` that `target` has not absorbed yet (by the app transaction
+    `app_id`): (source table, first, last), or why there is nothing to do."""
     src = open_table(lake, source)
     if src is None:
         return f"{source} does not exist yet"
@@ -263,6 +263,17 @@ def unabsorbed(lake: Lake, source: str, target: str, app_id: str) -> tuple[Delta
     last = src.version()
     if done is not None and done >= last:
         return "up to date"
-    if not live_ranges(src, (-1 if done is None else done) + 1, last):
+    first = (-1 if done is None else done) + 1
+    if not live_ranges(src, first, last):
         return f"up to date (versions after {done} of {source} were restored away)"
-    return src, inserted_rows(src, (-1 if done is None else done) + 1, last), last
+    return src, first, last
+
+
+def unabsorbed(lake: Lake, source: str, target: str, app_id: str) -> tuple[DeltaTable, pa.Table, int] | str:
+    """Rows of `source` that `target` has not absorbed yet: (source table, inserted rows, source
+    version to record), or why there is nothing to do (see `pending_versions`)."""
+    pending = pending_versions(lake, source, target, app_id)
+    if isinstance(pending, str):
+        return pending
+    src, first, last = pending
+    return src, inserted_rows(src, first, last), last

@@ -61,22 +61,14 @@ def _latest(rows: DataFrame, t: CurrentState, run_id: str) -> DataFrame:
 
 def apply(spark: SparkSession, lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
     ownership.check(lake, t.table, ownership.SPARK)
-    rec = Reconciliation(run_id, "silver", t.source, t.table)
-    source = delta.open_table(lake, t.source)
-    if source is None:
-        rec.detail = f"{t.source} does not exist yet"
-        return rec.finish()
-    done = delta.txn_version(lake, t.table, t.app_id)
-    last = source.version()
-    if done is not None and done >= last:
-        rec.detail = "up to date"
-        return rec.finish()
-    first = (-1 if done is None else done) + 1
     from pyspark import StorageLevel
 
-    if not delta.live_ranges(source, first, last):
-        rec.detail = f"up to date (versions after {done} of {t.source} were restored away)"
+    rec = Reconciliation(run_id, "silver", t.source, t.table)
+    pending = delta.pending_versions(lake, t.source, t.table, t.app_id)
+    if isinstance(pending, str):
+        rec.detail = pending
         return rec.finish()
+    source, first, last = pending
     rows = inserted_rows(spark, lake, t.source, source, first, last)
     latest = _latest(rows, t, run_id).persist(StorageLevel.MEMORY_AND_DISK)
     try:

@@ -35,19 +35,11 @@ def apply(spark: SparkSession, lake: Lake, d: Dimension, run_id: str) -> Reconci
 
     ownership.check(lake, d.table, ownership.SPARK)
     rec = Reconciliation(run_id, "silver", d.source, d.table)
-    source = delta.open_table(lake, d.source)
-    if source is None:
-        rec.detail = f"{d.source} does not exist yet"
+    pending = delta.pending_versions(lake, d.source, d.table, d.app_id)
+    if isinstance(pending, str):
+        rec.detail = pending
         return rec.finish()
-    done = delta.txn_version(lake, d.table, d.app_id)
-    last = source.version()
-    if done is not None and done >= last:
-        rec.detail = "up to date"
-        return rec.finish()
-    first = (-1 if done is None else done) + 1
-    if not delta.live_ranges(source, first, last):
-        rec.detail = f"up to date (versions after {done} of {d.source} were restored away)"
-        return rec.finish()
+    source, first, last = pending
     new_rows = inserted_rows(spark, lake, d.source, source, first, last).persist(StorageLevel.MEMORY_AND_DISK)
     cached = [new_rows]
     try:
