@@ -189,6 +189,27 @@ def test_s3_listens_on_loopback_only(s3_service: S3Service) -> None:
 
 
 @pytest.mark.s3
+def test_s3_a_new_bucket_takes_one_volume_so_a_small_disk_holds_many_buckets(s3_service: S3Service) -> None:
+    """The master caps the volume count at free disk / volume size; at 7 volumes per new bucket a
+    disk with 17 GB free ran out after nine buckets and writes failed with InternalError."""
+    import urllib.request
+
+    sw = s3_service.service
+    master = json.loads(sw.ports_path.read_text())["master.port"]
+
+    def free_volumes() -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{master}/dir/status", timeout=5) as reply:
+            return int(json.load(reply)["Topology"]["Free"])
+
+    before = free_volumes()
+    client = sw.client()
+    bucket = f"one-volume-{os.getpid()}-{time.monotonic_ns()}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="x", Body=b"x")
+    assert before - free_volumes() == 1
+
+
+@pytest.mark.s3
 def test_s3_auth_is_enforced(s3_service: S3Service) -> None:
     sw, creds = s3_service
     sw.client().head_bucket(Bucket=sw.bucket)

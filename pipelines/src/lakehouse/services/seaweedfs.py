@@ -235,6 +235,11 @@ class LocalSeaweedFS(SpawnedService):
     def environment(self) -> dict[str, str]:
         """weed puts its gRPC unix sockets (and any glog files) in TMPDIR: keep them in our state."""
         env = dict(os.environ)
+        # The master grows 7 volumes for each new collection (one per bucket) and caps the volume
+        # count at free disk / volume size: on a disk with 17 GB free the ninth bucket got no volume
+        # and every write to it failed with InternalError. One node, no replication: one volume
+        # per bucket is enough, and more are grown as each fills.
+        env["WEED_MASTER_VOLUME_GROWTH_COPY_1"] = "1"
         tmp = self.base / "tmp"
         if len(str(tmp)) + len("/seaweedfs-volume-grpc-65535.sock") <= _MAX_SOCKET_PATH:
             tmp.mkdir(parents=True, exist_ok=True)
