@@ -4,6 +4,8 @@ tables. Each step writes only tables its engine owns (`core.ownership`)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lakehouse.app.jobs import step_lock
@@ -71,3 +73,47 @@ def silver(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> 
         recs += [spark_current_state.apply(spark, lake, t, run_id) for t in current_state.TABLES]
         ops_db.record_reconciliation(lake, settings.postgres, recs)
     return recs
+
+
+def check_stream_bronze(lake: Lake, settings: Settings) -> None:
+    """What `stream_bronze` refuses, checked before a Spark session starts: bronze.events owned
+    by the embedded engine, no broker answering (one line each)."""
+    from lakehouse.bronze.landing import TABLE
+    from lakehouse.core import ownership
+    from lakehouse.core.kafka import check_broker
+
+    ownership.check(lake, TABLE, ownership.SPARK)
+    check_broker(settings.streaming)
+
+
+def stream_bronze(
+    spark: SparkSession,
+    lake: Lake,
+    settings: Settings,
+    run_id: str,
+    *,
+    available_now: bool = True,
+    interval_seconds: float = 10.0,
+    stop: threading.Event | None = None,
+    on_reset: Callable[[str], None] | None = None,
+) -> list[Reconciliation]:
+    """Kafka (`streaming.topic`) -> bronze.events on Spark Structured Streaming, recorded as the
+    embedded consumer records its bronze sink (a reconciliation when offsets moved)."""
+    from lakehouse.bronze import spark_kafka
+    from lakehouse.core.reconcile import now
+
+    started = now()
+    result = spark_kafka.stream(
+        spark,
+        lake,
+        settings.streaming,
+        run_id,
+        available_now=available_now,
+        interval_seconds=interval_seconds,
+        stop=stop,
+        on_reset=on_reset,
+    )
+    rec = spark_kafka.reconciliation(run_id, settings.streaming.topic, result, started)
+    if rec.rows_in:
+        ops_db.record_reconciliation(lake, settings.postgres, [rec])
+    return [rec]

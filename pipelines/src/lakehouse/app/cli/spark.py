@@ -150,6 +150,70 @@ def silver(
     _step(current, existing_lake(current), spark_jobs.silver, master, driver_memory, all_rows, as_json)
 
 
+@app.command("stream-bronze")
+def stream_bronze(
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    continuous: Annotated[
+        bool,
+        typer.Option(
+            "--continuous",
+            help="keep reading (a micro-batch every --interval seconds) until SIGTERM / Ctrl-C; "
+            "default: drain what the topic holds, then stop (availableNow)",
+        ),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="seconds between micro-batches with --continuous", min=0.1)
+    ] = 10.0,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    all_rows: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Kafka (streaming.topic) -> bronze.events on Spark Structured Streaming, exactly once, with
+    the embedded consumer's rows and per-partition watermarks (either engine continues the other)."""
+    import signal
+    import threading
+
+    from lakehouse.app import spark_jobs
+    from lakehouse.app.cli.options import console
+    from lakehouse.app.render import tables
+    from lakehouse.core.reconcile import new_run_id
+
+    current = cli_settings(env, set_)
+    lake = writable_lake(current)
+    spark_jobs.check_stream_bronze(lake, current)
+    stop = threading.Event()
+    if continuous:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    def on_reset(reason: str) -> None:
+        if not as_json:
+            console.print(f"checkpoint not continued ({reason}): starting at bronze.events' watermarks")
+
+    recs = run_job(
+        current,
+        lambda spark: spark_jobs.stream_bronze(
+            spark,
+            lake,
+            current,
+            new_run_id(),
+            available_now=not continuous,
+            interval_seconds=interval,
+            stop=stop,
+            on_reset=on_reset,
+        ),
+        master,
+        driver_memory,
+    )
+    emit(
+        as_json,
+        {"reconciliation": tables.reconciliation_rows(recs)},
+        tables.reconciliation_table(recs, all_rows=all_rows),
+    )
+
+
 @app.command()
 def handover(
     table: Annotated[str, typer.Argument(help="the table, <layer>.<name>", metavar="TABLE")],
