@@ -6,8 +6,9 @@ the three that differ by nature between two runs: `ingestion_time`, `batch_id` a
 (a row's place in its commit; the engines cut commits differently). The exactly-once checks read
 the topic back from its start: every (partition, offset) in bronze once, with the same bytes.
 
-`make test` runs parity, the rerun, the refusals and the hand-over (one SparkSession, local[2]);
-the SIGKILL test (a CLI process tree killed repeatedly) is spark_long (`make test-spark`).
+`make test` runs parity with the rerun and the refusals (one SparkSession, local[2]); the
+hand-over in both directions and the SIGKILL test (the CLI's process tree killed repeatedly) are
+spark_long (`make test-spark`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from lakehouse.app import audit_kafka
 from lakehouse.bronze import kafka_sink, spark_kafka
 from lakehouse.bronze.kafka_consumer import StreamRunner
 from lakehouse.bronze.kafka_sink import BronzeSink
@@ -229,6 +231,7 @@ def test_refusals_are_one_line_before_spark_reads(
         spark_kafka.stream(spark, Lake(nobody), nobody.streaming, "no-broker")
 
 
+@pytest.mark.spark_long
 def test_hand_over_embedded_to_spark_and_back_mid_stream(
     settings_factory: Any, kafka: ApacheKafka, spark: Any
 ) -> None:
@@ -259,6 +262,9 @@ def test_hand_over_embedded_to_spark_and_back_mid_stream(
     assert last.checkpoint_reset is not None and "differ" in last.checkpoint_reset
     assert last.rows == 30
     assert assert_exactly_once(settings) == 390
+    # the source audit reads Spark's watermarks and rows as it reads the embedded consumer's
+    (audit,) = audit_kafka.kafka_vs_bronze(lake, settings.streaming)
+    assert audit.ok and audit.expected == audit.found == 390, audit
 
 
 def stream_cmd(settings: Settings, *args: str) -> list[str]:
@@ -277,14 +283,21 @@ def stream_cmd(settings: Settings, *args: str) -> list[str]:
     return cmd
 
 
-def test_cli_refuses_an_unreachable_broker_in_one_line(settings_factory: Any) -> None:
-    settings = settings_factory({"streaming.broker_port": free_port(), "streaming.topic": "x"})
-    done = subprocess.run(
-        stream_cmd(settings), cwd=PIPELINES, env=cli_env(), capture_output=True, timeout=120
-    )
-    assert done.returncode != 0
-    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
-    assert len(lines) == 1 and "broker not running at 127.0.0.1" in lines[0], done.stderr.decode()
+def test_cli_refuses_an_unreachable_broker_and_a_missing_jar_cache_in_one_line(
+    settings_factory: Any, kafka: ApacheKafka, tmp_path: Path
+) -> None:
+    def refused(settings: Settings, env: dict[str, str]) -> str:
+        done = subprocess.run(stream_cmd(settings), cwd=PIPELINES, env=env, capture_output=True, timeout=120)
+        assert done.returncode != 0
+        lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+        assert len(lines) == 1, done.stderr.decode()
+        return lines[0]
+
+    nobody = settings_factory({"streaming.broker_port": free_port(), "streaming.topic": "x"})
+    assert "broker not running at 127.0.0.1" in refused(nobody, cli_env())
+    settings = topic_settings(settings_factory, kafka)
+    no_jars = {**cli_env(), "LAKEHOUSE_JVM_CACHE": str(tmp_path / "nowhere")}
+    assert "no spark jar cache at" in refused(settings, no_jars)
 
 
 @pytest.mark.spark_long
