@@ -6,5 +6,5 @@ BENCH_ENGINES_ARGS ?=
 
 .PHONY: bench-engines
 
-bench-engines: setup jars-spark ## Embedded engine vs delta-spark local[2]: silver events (BENCH_EVENTS, default 1M) and 1M-row MERGEs; report in .state/bench/engines.md
+bench-engines: setup jars-spark jars-kafka ## Embedded engine vs delta-spark local[2]: silver events and Kafka -> bronze (BENCH_EVENTS, default 1M) and 1M-row MERGEs; report in .state/bench/engines.md
 	cd pipelines && $(VENV)/bin/python -m bench.engines --events $(BENCH_EVENTS) $(BENCH_ENGINES_ARGS)

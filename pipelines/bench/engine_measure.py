@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bronze_silver import _settings
-from bench.engine_steps import MERGE_SKIP, MIB, OUTPUTS, QUARANTINE_HASHED, SILVER_SKIP, log
+from bench.engine_steps import KAFKA_SKIP, MERGE_SKIP, MIB, OUTPUTS, QUARANTINE_HASHED, SILVER_SKIP, log
 
 POLL_SECONDS = 0.05
 
@@ -174,6 +174,8 @@ def _hashed(table: str) -> dict[str, tuple[str, ...]]:
         return {"only": QUARANTINE_HASHED}
     if table == "silver.events":
         return {"skip": SILVER_SKIP}
+    if table == "bronze.events":
+        return {"skip": KAFKA_SKIP}
     return {"skip": MERGE_SKIP}
 
 

@@ -11,6 +11,10 @@ Measured steps, each in a subprocess of its own (the Spark JVM is a child of it)
             same starting table (written once by the embedded engine, handed over to Spark).
 * scd2      the SCD2 MERGE of a change batch into a 1M-row dimension (silver.dim_customer):
             `silver.scd2.apply` against `silver.spark.scd2.apply`, same starting table.
+* kafka     one topic of `--kafka-records` records (3 partitions, on a local Apache Kafka broker
+            the bench starts) drained into an empty bronze.events: the embedded consumer
+            (`lakehouse stream consume --available-now`) against the Structured Streaming job
+            (`lakehouse spark stream-bronze`, availableNow), the same batch size for both.
 
 Per run: wall time of the subprocess, the step's own seconds (Spark's start-up excluded), CPU
 seconds of the whole process tree (getrusage of the waited-for children, the JVM included, or the
@@ -23,7 +27,8 @@ differ do not count: the report says so and the command exits non-zero.
 Inputs are built once per size under <state>/bench/ and reused. Results: a console table,
 <state>/bench/engines.md and engines.json.
 
-    python -m bench.engines [--events 1000000] [--merge-rows 1000000] [--skip-merge | --skip-silver]
+    python -m bench.engines [--events 1000000] [--merge-rows 1000000] [--kafka-records 1000000]
+                            [--skip-merge] [--skip-silver] [--skip-kafka]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from bench.engine_steps import (
     change_batch_shape,
     child_main,
     log,
+    prepare_kafka_input,
     prepare_merge_input,
 )
 
@@ -59,9 +65,33 @@ def default_state() -> Path:
 
 
 def run(
-    state: Path, events: int, merge_rows: int, *, silver: bool = True, merge: bool = True
+    state: Path,
+    events: int,
+    merge_rows: int,
+    *,
+    silver: bool = True,
+    merge: bool = True,
+    kafka_records: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every measured step on both engines; returns the results and the output differences."""
+    """Every measured step on both engines (Kafka -> bronze when `kafka_records` is given);
+    returns the results and the output differences."""
+    if not kafka_records:
+        return _run(state, events, merge_rows, silver=silver, merge=merge, kafka=None)
+    from lakehouse.services.apache_kafka import ApacheKafka
+    from lakehouse.services.process import free_port
+
+    broker = ApacheKafka(base=state / "kafka-broker", port=free_port(), topic="bench", partitions=3)
+    shutil.rmtree(broker.base, ignore_errors=True)  # a fresh log: topics are made per run
+    broker.start()
+    try:
+        return _run(state, events, merge_rows, silver=silver, merge=merge, kafka=(broker, kafka_records))
+    finally:
+        broker.stop()
+
+
+def _run(
+    state: Path, events: int, merge_rows: int, *, silver: bool, merge: bool, kafka: tuple[Any, int] | None
+) -> tuple[list[dict[str, Any]], list[str]]:
     import psutil
 
     state.mkdir(parents=True, exist_ok=True)
@@ -78,6 +108,10 @@ def run(
         merge_input = prepare_merge_input(state, merge_rows)
         plan.append(("merge", ["embedded", "spark"], merge_input, merge_rows))
         plan.append(("scd2", ["embedded", "spark"], merge_input, merge_rows))
+    if kafka is not None:
+        broker, records = kafka
+        log(f"a topic of {records:,} records on Apache Kafka at {broker.bootstrap}")
+        plan.append(("kafka", ["embedded", "spark"], prepare_kafka_input(state, records, broker), records))
     results: list[dict[str, Any]] = []
     problems: list[str] = []
     digests: dict[str, Any] = {}
@@ -112,6 +146,7 @@ def run(
         "events": events if silver else None,
         "merge_rows": merge_rows if merge else None,
         "merge_shape": change_batch_shape(merge_rows) if merge else None,
+        "kafka_records": kafka[1] if kafka is not None else None,
         "spark_settings": spark_settings(),
         "digests": digests,
         "not_measured": NOT_MEASURED,
@@ -136,8 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         help="events in bronze (default $BENCH_EVENTS, else 1000000)",
     )
     p.add_argument("--merge-rows", type=int, default=1_000_000, help="rows of the MERGE target tables")
-    p.add_argument("--skip-merge", action="store_true", help="silver events only")
-    p.add_argument("--skip-silver", action="store_true", help="the MERGE steps only")
+    p.add_argument("--skip-merge", action="store_true", help="no MERGE steps")
+    p.add_argument("--skip-silver", action="store_true", help="no silver events step")
+    p.add_argument(
+        "--kafka-records",
+        type=int,
+        default=None,
+        help="records in the Kafka -> bronze step's topic (default: --events)",
+    )
+    p.add_argument("--skip-kafka", action="store_true", help="no Kafka -> bronze step")
     p.add_argument("--state", type=Path, default=None, help="bench folder (default <repo>/.state/bench)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
@@ -149,18 +191,27 @@ def main(argv: list[str] | None = None) -> int:
         step, _, engine = args.child.partition(":")
         child_main(step, engine, args.input, args.work, args.rows, args.result)
         return 0
-    if args.skip_merge and args.skip_silver:
-        print("bench-engines: --skip-merge and --skip-silver leave nothing to measure", file=sys.stderr)
+    if args.skip_merge and args.skip_silver and args.skip_kafka:
+        print(
+            "bench-engines: --skip-merge, --skip-silver and --skip-kafka leave nothing to measure",
+            file=sys.stderr,
+        )
         return 2
-    if args.events <= 0 or args.merge_rows <= 0:
-        print("bench-engines: --events and --merge-rows must be positive", file=sys.stderr)
+    kafka_records = None if args.skip_kafka else (args.kafka_records or args.events)
+    if args.events <= 0 or args.merge_rows <= 0 or (kafka_records is not None and kafka_records <= 0):
+        print("bench-engines: --events, --merge-rows and --kafka-records must be positive", file=sys.stderr)
         return 2
     from lakehouse.core.errors import LakehouseError
 
     state: Path = (args.state or default_state()).resolve()
     try:
         _, problems = run(
-            state, args.events, args.merge_rows, silver=not args.skip_silver, merge=not args.skip_merge
+            state,
+            args.events,
+            args.merge_rows,
+            silver=not args.skip_silver,
+            merge=not args.skip_merge,
+            kafka_records=kafka_records,
         )
     except (LakehouseError, RuntimeError) as exc:
         print(f"bench-engines: {exc}", file=sys.stderr)
