@@ -301,25 +301,27 @@ def test_cli_refuses_an_unreachable_broker_and_a_missing_jar_cache_in_one_line(
 
 
 @pytest.mark.spark_long
-@pytest.mark.timeout(1800)  # each of the 4 runs starts a JVM: minutes on a loaded 2-core machine
+@pytest.mark.timeout(2400)  # each of the 5 runs starts a JVM: minutes on a loaded 2-core machine
 def test_sigkill_of_the_job_tree_at_random_points_lands_every_offset_once(
     settings_factory: Any, kafka: ApacheKafka, tmp_path: Path
 ) -> None:
     """`lakehouse spark stream-bronze --continuous` (its JVM and Python workers included) is
     SIGKILLed 4 times at a random moment after a commit while a producer writes; a final
     availableNow run must leave every produced offset in bronze exactly once."""
-    settings = topic_settings(settings_factory, kafka, **{"streaming.batch_max_rows": 100})
+    settings = topic_settings(settings_factory, kafka, **{"streaming.batch_max_rows": 1000})
     rng = random.Random(20261207)
     stop = threading.Event()
     produced = [0]
 
     def producer() -> None:
-        i = 0
+        # about 10 records/s for as long as the jobs run: the final drain stays a few batches
+        p = Producer({"bootstrap.servers": settings.streaming.servers, "enable.idempotence": True})
         while not stop.is_set():
-            produce(settings, events(30, i))
-            i += 30
-            produced[0] = i
-            time.sleep(0.1)
+            for record in events(5, produced[0]):
+                p.produce(settings.streaming.topic, key=record[0], value=record[1])
+            assert p.flush(30) == 0
+            produced[0] += 5
+            time.sleep(0.5)
 
     log = Path(settings.lake_uri) / "bronze" / "events" / "_delta_log"
 
