@@ -181,9 +181,16 @@ def spark_application(task_id: str, command: str) -> BaseOperator:
     from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
 
     body = yaml.safe_load((config.K8S_DIR / "spark-application.yaml").read_text())
+    pod = yaml.safe_load((config.K8S_DIR / "pipeline-pod.yaml").read_text())["spec"]
     name = f"lakehouse-{task_id.replace('_', '-')}"
     body["metadata"].update(name=name, namespace=config.K8S_NAMESPACE)
-    body["spec"].update(image=config.SPARK_IMAGE, arguments=cli_args(command))
+    spec = body["spec"]
+    spec.update(image=config.SPARK_IMAGE, arguments=cli_args(command), volumes=pod["volumes"])
+    # the driver reads the settings and Secrets exactly as a pipeline pod does
+    container = pod["containers"][0]
+    spec["driver"].update({key: container[key] for key in ("env", "envFrom", "volumeMounts")})
+    for role in ("driver", "executor"):
+        spec[role]["podSecurityContext"] = pod["securityContext"]
     return SparkKubernetesOperator(
         task_id=task_id,
         name=name,

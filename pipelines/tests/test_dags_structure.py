@@ -334,6 +334,8 @@ def test_a_silver_step_given_to_spark_is_a_spark_application_of_the_spark_image(
             base = pod["spec"]["containers"][0]
             assert mounts == {m["name"]: m["mountPath"] for m in base["volumeMounts"]}
             assert spec["driver"]["env"] == base["env"] and spec["driver"]["envFrom"] == base["envFrom"]
+            for role in ("driver", "executor"):
+                assert spec[role]["podSecurityContext"] == pod["spec"]["securityContext"]
     assert spark_dags == 2  # lakehouse_pipeline and lakehouse_silver
 
 
