@@ -80,6 +80,7 @@ def test_comparison_accepts_equal_outputs_and_catches_differences(tmp_path: Path
 
 @pytest.mark.spark
 @pytest.mark.spark_long
+@pytest.mark.timeout(1800)  # eight measured runs (four Spark JVMs) and a Kafka broker
 def test_bench_runs_both_engines_and_a_broken_spark_output_fails_it(tmp_path: Path) -> None:
     from lakehouse.core.jvm import JvmError, find_java
     from lakehouse.core.spark import spark_bundle
