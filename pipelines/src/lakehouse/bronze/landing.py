@@ -196,9 +196,9 @@ def list_landing(lake: Lake, fs: pafs.FileSystem, base: str, snapshot: DeltaTabl
     return out
 
 
-def rows_per_file(lake: Lake) -> dict[str, int]:
-    """Rows bronze.events holds per landing file."""
-    dt = delta.open_table(lake, TABLE)
+def rows_per_file(lake: Lake, dt: DeltaTable | None = None) -> dict[str, int]:
+    """Rows bronze.events holds per landing file (in `dt`, the table as a run read it)."""
+    dt = dt if dt is not None else delta.open_table(lake, TABLE)
     if dt is None:
         return {}
     col = delta.dataset(lake, dt).to_table(
