@@ -74,7 +74,9 @@ DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
 # at a random moment of an extraction, starts it again and reruns the extraction.
 PG_STAGES = ("postgres", "scd2", "current-state")
 SERVICE_RESTARTS = ("restart-postgres",)
-SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS)
+# stages with a service of their own (a Kafka broker, an S3 server): bench/chaos_services.py
+SERVICE_STAGES = ("kafka", "speed", "restart-kafka", "restart-s3-landing", "restart-s3-silver")
+SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS, *SERVICE_STAGES)
 _PG_KEYS = {
     "customers": ("customer_id",),
     "products": ("product_id",),
@@ -118,7 +120,8 @@ EVENTS = 6000
 FILES = 12
 
 
-def _settings(lake: Path, state: Path) -> Any:
+def _settings(lake: Path | str, state: Path) -> Any:
+    from bench import chaos_services
     from lakehouse.core.settings import load_settings
 
     return load_settings(
@@ -136,6 +139,7 @@ def _settings(lake: Path, state: Path) -> Any:
             "generator.products": 60,
             "generator.orders": 1500,
             **({"postgres.port": int(os.environ[PG_PORT_ENV])} if PG_PORT_ENV in os.environ else {}),
+            **chaos_services.overrides(),
         },
     )
 
@@ -143,7 +147,7 @@ def _settings(lake: Path, state: Path) -> Any:
 PG_PORT_ENV = "LAKEHOUSE_CHAOS_PG_PORT"
 
 
-def run_stage(stage: str, lake: Path, state: Path) -> None:
+def run_stage(stage: str, lake: Path | str, state: Path) -> None:
     """The stage itself, as the worker process and the rerun run it."""
     from lakehouse.bronze import landing
     from lakehouse.core.reconcile import new_run_id
@@ -175,6 +179,10 @@ def run_stage(stage: str, lake: Path, state: Path) -> None:
 
         for table in current_state.TABLES:
             current_state.apply(target, table, new_run_id())
+    elif stage in ("kafka", "speed"):
+        from bench import chaos_services
+
+        chaos_services.run_stage(stage, settings)
     elif stage == "optimize-silver":
         ops.optimize(target, settings.maintenance, "silver.events", zorder=False)
     elif stage == "vacuum-silver":
@@ -347,7 +355,12 @@ class StageResult:
 
 
 def _worker(
-    stage: str, lake: Path, state: Path, *, max_file_bytes: int | None = None, stderr: Path | None = None
+    stage: str,
+    lake: Path | str,
+    state: Path,
+    *,
+    max_file_bytes: int | None = None,
+    stderr: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """The stage in a child process. `max_file_bytes`: no file the child writes may grow past it
     (RLIMIT_FSIZE: the write fails with EFBIG, as on a full disk; SIGXFSZ is ignored so the
@@ -592,14 +605,20 @@ def suite(
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)
+        from bench import chaos_services
+
         pg = None
-        if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS}:
-            pg = start_postgres(base)
-            prepare_postgres(base, inputs)
+        services = chaos_services.Services()
         results = []
         try:
-            results = _run_all(stages, trials, base, inputs, rng, pg, on_stage)
+            # the speed layer writes to PostgreSQL, and Kafka -> bronze records its lag there
+            if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka"}:
+                pg = start_postgres(base)
+                prepare_postgres(base, inputs)
+            services.start(stages, base)
+            results = _run_all(stages, trials, base, inputs, rng, pg, on_stage, services)
         finally:
+            services.stop()
             if pg is not None:
                 pg.stop()
                 os.environ.pop(PG_PORT_ENV, None)
@@ -615,10 +634,15 @@ def _run_all(
     rng: random.Random,
     pg: Any,
     on_stage: Callable[[StageResult], None] | None,
+    services: Any = None,
 ) -> list[StageResult]:
+    from bench import chaos_services
+
     results = []
     for stage in stages:
-        if stage in SERVICE_RESTARTS:
+        if stage in SERVICE_STAGES:
+            r = chaos_services.run(stage, trials, base, inputs, rng, services)
+        elif stage in SERVICE_RESTARTS:
             r = run_postgres_restart(stage, trials, base, inputs, rng, pg)
         elif stage in RACES:
             r = run_race(stage, trials, base, inputs)
@@ -638,17 +662,21 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values()))
+    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values(), "kafka", "speed"))
     parser.add_argument("--lake")
     parser.add_argument("--state")
     args = parser.parse_args()
     if args.worker:
         import lakehouse.bronze.landing
         import lakehouse.maintenance.ops
-        import lakehouse.silver.events  # noqa: F401
+        import lakehouse.silver.events
+
+        if args.worker in ("kafka", "speed"):
+            import lakehouse.app.streaming  # noqa: F401
 
         print("ready", flush=True)
-        run_stage(args.worker, Path(args.lake), Path(args.state))
+        # the lake as given: an s3:// URI is no local path
+        run_stage(args.worker, args.lake if "://" in args.lake else Path(args.lake), Path(args.state))
         return
     stages = [s for s in args.stages.split(",") if s]
     unknown = sorted(set(stages) - set(SCENARIOS))
