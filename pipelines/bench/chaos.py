@@ -26,9 +26,17 @@ Against the suite's own PostgreSQL (started on a free port, the generator's sour
 * `current-state`     bronze -> silver.orders, silver.order_items (SIGKILL)
 * `restart-postgres`  the PostgreSQL server SIGKILLed during an extraction, started again
 
-Not covered here yet: Kafka -> bronze and the speed layer (their SIGKILL and broker-restart
-trials are in tests/test_streaming_exactly_once.py), gold build and publish, the Spark jobs,
-and restarts of the S3 server.
+With a service of their own (bench/chaos_services.py; the suite starts Apache Kafka, SeaweedFS
+and PostgreSQL on free ports):
+
+* `kafka`               Kafka -> bronze.events (drain the topic) SIGKILLed
+* `speed`               the speed layer (drain -> PostgreSQL realtime.*) SIGKILLed
+* `restart-kafka`       the Kafka broker SIGKILLed while Kafka -> bronze drains, started again
+* `restart-s3-landing`  the S3 server SIGKILLed while landing runs on an s3:// lake, started again
+* `restart-s3-silver`   the same while silver runs
+
+Not covered here yet: gold build and publish, the Spark jobs, and the local tansu broker (the
+Kafka trials run against Apache Kafka; tests/test_streaming_exactly_once.py runs both brokers).
 
 Per trial: a copy of the stage's input lake; the stage in a subprocess, killed with SIGKILL at a
 uniformly random moment of its measured run time (after its imports); the stage once more to the
