@@ -9,6 +9,7 @@ opened, appended to and read back by Spark, then appended to by delta-rs again.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -386,6 +387,35 @@ def test_session_settings(tmp_path: Path, settings_factory: Any) -> None:
     assert redacted.search("spark.hadoop.fs.s3a.access.key") and redacted.search(
         "spark.hadoop.fs.s3a.secret.key"
     )
+
+
+def test_the_spark_images_defaults_agree_with_the_session_settings(
+    tmp_path: Path, settings_factory: Any
+) -> None:
+    """spark-defaults.conf of the Spark image holds what a driver started by spark-submit needs
+    before job code runs; each value it sets is the one build_session would set, and the jar
+    bundle it puts on both classpaths is where the image's LAKEHOUSE_JVM_CACHE points."""
+    from lakehouse.core.s3 import S3Credentials
+    from lakehouse.core.spark import delta_conf, local_defaults, s3a_conf
+
+    image = Path(__file__).resolve().parents[1] / "image" / "spark"
+    defaults = dict(
+        line.split(None, 1)
+        for line in (image / "spark-defaults.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    session = {
+        **local_defaults("local[2]", None),
+        **delta_conf(),
+        **s3a_conf(S3Credentials("k", "s", "http://127.0.0.1:9000")),
+    }
+    classpath = {"spark.driver.extraClassPath", "spark.executor.extraClassPath"}
+    assert {k: v.strip() for k, v in defaults.items() if k not in classpath} == {
+        k: session[k] for k in defaults if k not in classpath
+    }
+    cache = re.search(r"LAKEHOUSE_JVM_CACHE=(\S+)", (image / "Dockerfile").read_text())
+    assert cache is not None
+    assert {defaults[k].strip() for k in classpath} == {f"{cache.group(1)}/spark/*"}
 
 
 def test_spark_bundle_ships_no_jar_that_pyspark_has() -> None:

@@ -60,7 +60,11 @@ def _pyspark_version() -> tuple[str, Path]:
         raise JvmError(
             "pyspark is not installed: install the package with its dev extra (`make setup`)"
         ) from None
-    return pyspark.__version__, Path(pyspark.__file__).parent / "jars"
+    jars = Path(pyspark.__file__).parent / "jars"
+    if not jars.is_dir() and os.environ.get("SPARK_HOME"):
+        # a Spark distribution (the Spark image): pyspark in $SPARK_HOME/python, jars beside it
+        jars = Path(os.environ["SPARK_HOME"]) / "jars"
+    return pyspark.__version__, jars
 
 
 def spark_bundle() -> Bundle:
