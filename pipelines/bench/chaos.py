@@ -14,6 +14,8 @@ Concurrent writers (on a lake whose bronze holds more than silver has taken):
 * `race-optimize`  a silver run racing OPTIMIZE of silver.events
 * `race-vacuum`    a silver run racing OPTIMIZE + VACUUM (retention 0) of silver.events
 * `race-landing`   two landing ingests at once, bronze.events existing, half the files to do
+* `race-landing-new`  two landing ingests at once on a lake without bronze.events: both find it
+                   absent and create it
 
 A full disk: `diskfull-landing`, `diskfull-silver` run the stage with a random limit on the size
 of any file it writes (RLIMIT_FSIZE, 8 KiB - 512 KiB): it stops with an error or fits; its
@@ -71,10 +73,11 @@ RACES = {
     "race-optimize": "optimize-silver",  # silver racing OPTIMIZE of silver.events
     "race-vacuum": "vacuum-silver",  # silver racing OPTIMIZE + VACUUM (retention 0) of silver.events
     "race-landing": "landing",  # two landing ingests at once onto an existing bronze.events
+    "race-landing-new": "landing",  # ... onto a lake where bronze.events does not exist yet
 }
 # the stage each race reruns and compares (default silver); its input lake is inputs[scenario],
 # else "race"
-RACE_STAGE = {"race-landing": "landing"}
+RACE_STAGE = {"race-landing": "landing", "race-landing-new": "landing"}
 # a stage whose files may not grow past a random size (a full disk), then rerun without limit
 DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
 # stages reading the PostgreSQL source or the bronze tables extracted from it; the suite starts
@@ -117,6 +120,7 @@ TABLES = {
     "vacuum": ("bronze.events",),
     **{r: ("silver.events", "silver.quarantine_events") for r in RACES},
     "race-landing": ("bronze.events",),
+    "race-landing-new": ("bronze.events",),
     "diskfull-landing": ("bronze.events",),
     "diskfull-silver": ("silver.events", "silver.quarantine_events"),
     "postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
@@ -289,6 +293,7 @@ def prepare(base: Path) -> dict[str, Path]:
     ops.optimize(Lake(s), s.maintenance, "bronze.events", zorder=False)
     inputs["race"] = _race_input(base, state)
     inputs["race-landing"] = base / "input-race-landing"
+    inputs["race-landing-new"] = inputs["landing"]
     return inputs
 
 
