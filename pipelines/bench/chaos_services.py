@@ -229,11 +229,7 @@ def _finish(
         stops[line] = stops.get(line, 0) + 1
 
 
-def _s3_lake(services: Services, name: str) -> str:
-    return f"s3://{services.bucket}/{name}"
-
-
-def _s3_copy(services: Services, source: Path, lake: str, state: Path) -> None:
+def _s3_copy(source: Path, lake: str, state: Path) -> None:
     """A local input lake copied under an `s3://` prefix (Delta logs hold relative paths)."""
     import pyarrow.fs as pafs
 
@@ -243,7 +239,7 @@ def _s3_copy(services: Services, source: Path, lake: str, state: Path) -> None:
     pafs.copy_files(str(source), root, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 
-def _s3_drop(services: Services, lake: str, state: Path) -> None:
+def _s3_drop(lake: str, state: Path) -> None:
     from lakehouse.core.storage import Lake
 
     fs, root = Lake(chaos._settings(lake, state)).filesystem()
@@ -267,8 +263,8 @@ def run(
 
     def lake_for(name: str) -> str:
         if scenario in S3_RESTARTS:
-            lake = _s3_lake(services, name)
-            _s3_copy(services, inputs[stage], lake, state)
+            lake = f"s3://{services.bucket}/{name}"
+            _s3_copy(inputs[stage], lake, state)
             return lake
         path = base / name
         path.mkdir()
@@ -322,7 +318,7 @@ def run(
         _add(result, contents(lake), reference)
         result.trials += 1
         if scenario in S3_RESTARTS:
-            _s3_drop(services, lake, state)
+            _s3_drop(lake, state)
         else:
             shutil.rmtree(lake, ignore_errors=True)
         err.unlink(missing_ok=True)
