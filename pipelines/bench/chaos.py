@@ -363,6 +363,7 @@ class StageResult:
     unreadable: int = 0
     rerun_failed: int = 0
     stopped: int = 0  # writers that stopped with an error (a lost race, a full disk)
+    restart_failed: int = 0  # a killed server that did not start again (ends the stage)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -703,7 +704,7 @@ def main() -> None:
     )
     print(report(results, out))
     print(f"report: {out}")
-    if any(r.lost or r.duplicated or r.unreadable or r.rerun_failed for r in results):
+    if any(r.lost or r.duplicated or r.unreadable or r.rerun_failed or r.restart_failed for r in results):
         raise SystemExit(1)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import chaos
+from lakehouse.core.errors import ServiceError
 
 KAFKA_STAGES = ("kafka", "speed")
 KAFKA_RESTARTS = ("restart-kafka",)
@@ -303,7 +304,16 @@ def run(
                 os.kill(pid, signal.SIGKILL)
                 result.killed += 1
                 _wait_gone(pid)
-            svc.start()
+            try:
+                svc.start()
+            except ServiceError as exc:
+                # the server itself does not come back: recorded with its log's last error, and
+                # the stage ends here (no trial can run without it)
+                proc.kill()
+                proc.wait()
+                result.notes.append(f"trial {i}: {svc.name} did not start again: {_log_error(svc, exc)}")
+                result.restart_failed += 1
+                break
             _finish(proc, result, err, stops)
         else:
             if proc.poll() is None:
@@ -336,6 +346,15 @@ def run(
     )
     result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
     return result
+
+
+def _log_error(svc: Any, exc: Exception) -> str:
+    """The last ERROR line of the server's log, else the start error itself."""
+    try:
+        lines = [ln for ln in Path(svc.log_path).read_text(errors="replace").splitlines() if "ERROR" in ln]
+    except OSError:
+        lines = []
+    return (lines[-1] if lines else str(exc))[:300]
 
 
 def _speed_exists(dsn: str) -> bool:
