@@ -124,14 +124,31 @@ def bronze(
     set_: SetOpt = None,
     master: MasterOpt = None,
     driver_memory: MemoryOpt = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="events (landing files, the default) and/or postgres (the source tables over JDBC)"
+        ),
+    ] = None,
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Landing files -> bronze.events on Spark, each file exactly once."""
+    """Landing files -> bronze.events on Spark, each file exactly once; with --source postgres the
+    PostgreSQL source tables -> bronze.<table> over JDBC, incrementally by updated_at."""
     from lakehouse.app import spark_jobs
+    from lakehouse.app.cli import validate
 
+    sources = tuple(validate.choices(source or ["events"], spark_jobs.BRONZE_SOURCES, "--source"))
     current = cli_settings(env, set_)
-    _step(current, writable_lake(current), spark_jobs.bronze, master, driver_memory, all_rows, as_json)
+    _step(
+        current,
+        writable_lake(current),
+        lambda spark, lake, settings, run_id: spark_jobs.bronze(spark, lake, settings, run_id, sources),
+        master,
+        driver_memory,
+        all_rows,
+        as_json,
+    )
 
 
 @app.command()
