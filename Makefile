@@ -30,6 +30,7 @@ DEMO_DEPS :=
 -include dashboards/dashboards.mk
 -include pipelines/chaos.mk
 -include pipelines/image/image.mk
+-include pipelines/image/spark/spark-image.mk
 -include pipelines/bench-engines.mk
 
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt

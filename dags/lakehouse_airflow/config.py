@@ -12,8 +12,12 @@ LAKEHOUSE_DBT_DIR           the dbt project (default: <root>/dbt)
 LAKEHOUSE_DBT_MANIFEST      its parsed manifest, for one task per model (default:
                             <root>/.state/airflow/dbt/manifest.json, written by `make airflow`)
 LAKEHOUSE_EXECUTION         local (subprocess) | kubernetes (KubernetesPodOperator)
-LAKEHOUSE_ENGINE            embedded (the only engine the DAGs run; the Spark jobs run from the CLI)
+LAKEHOUSE_SPARK_STEPS       steps the environment's settings give to Spark (`engines`), comma-separated;
+                            with LAKEHOUSE_EXECUTION=kubernetes each becomes a SparkApplication of the
+                            Spark image (SparkKubernetesOperator). Only `silver`: Spark's bronze reads
+                            landing files alone. Locally the CLI follows the settings by itself.
 LAKEHOUSE_IMAGE             pipeline image for KubernetesPodOperator
+LAKEHOUSE_SPARK_IMAGE       Spark image of those SparkApplications (pipelines/image/spark/Dockerfile)
 LAKEHOUSE_K8S_NAMESPACE     namespace of the pipeline pods (default: lakehouse)
 LAKEHOUSE_SCHEDULE          cron or preset of the ingest DAG (default: @hourly; none: manual)
 LAKEHOUSE_MAINTENANCE_SCHEDULE   (default: @daily; none: manual)
@@ -46,8 +50,9 @@ DBT_BIN = _path("LAKEHOUSE_DBT_BIN", ROOT / ".venv-dbt" / "bin" / "dbt")
 DBT_DIR = _path("LAKEHOUSE_DBT_DIR", ROOT / "dbt")
 DBT_MANIFEST = _path("LAKEHOUSE_DBT_MANIFEST", ROOT / ".state" / "airflow" / "dbt" / "manifest.json")
 EXECUTION = os.environ.get("LAKEHOUSE_EXECUTION", "local")
-ENGINE = os.environ.get("LAKEHOUSE_ENGINE", "embedded")
+SPARK_STEPS = tuple(s.strip() for s in os.environ.get("LAKEHOUSE_SPARK_STEPS", "").split(",") if s.strip())
 IMAGE = os.environ.get("LAKEHOUSE_IMAGE", "ghcr.io/ampere-lakehouse/pipelines:0.1.0")
+SPARK_IMAGE = os.environ.get("LAKEHOUSE_SPARK_IMAGE", "ampere-lakehouse/spark:0.1.0")
 K8S_NAMESPACE = os.environ.get("LAKEHOUSE_K8S_NAMESPACE", "lakehouse")
 
 
@@ -66,11 +71,10 @@ K8S_DIR = DAGS_DIR / "k8s"
 
 if EXECUTION not in ("local", "kubernetes"):
     raise ValueError(f"LAKEHOUSE_EXECUTION must be local or kubernetes (got {EXECUTION!r})")
-if ENGINE != "embedded":
-    # The Spark jobs run from the CLI (`lakehouse spark ...`); no Spark image or SparkApplication
-    # exists yet for a DAG to submit.
+if set(SPARK_STEPS) - {"silver"}:
     raise ValueError(
-        f"LAKEHOUSE_ENGINE={ENGINE!r}: the DAGs run the embedded engine only; run the Spark jobs with `lakehouse spark ...`"
+        f"LAKEHOUSE_SPARK_STEPS={','.join(SPARK_STEPS)!r}: only silver runs as a SparkApplication "
+        "(Spark's bronze reads landing files alone; PostgreSQL and Kafka stay embedded)"
     )
 
 

@@ -8,7 +8,9 @@ running it again would fail the same way.
 * LAKEHOUSE_EXECUTION=local: BashOperator runs the pipeline CLI of the pipeline's own virtualenv as
   a subprocess (Airflow's and the pipeline's dependencies never mix).
 * LAKEHOUSE_EXECUTION=kubernetes: KubernetesPodOperator runs the same command in the pipeline image
-  (embedded engine in a pod).
+  (embedded engine in a pod); a step in LAKEHOUSE_SPARK_STEPS is a SparkApplication of the Spark
+  image instead (SparkKubernetesOperator, base spec k8s/spark-application.yaml), running
+  `lakehouse spark <step>` on the cluster's executors.
 
 Gold is dbt: with a parsed dbt project (manifest.json), one task per dbt model, wired by the
 models' refs, each running `lakehouse gold build --select <model>`, which runs dbt in dbt's own
@@ -172,6 +174,38 @@ def _pod(task_id: str, args: list[str], **kwargs: Any) -> BaseOperator:
     )
 
 
+def spark_application(task_id: str, command: str) -> BaseOperator:
+    """`lakehouse <command> --env <env>` as a SparkApplication: the base spec with this step's name,
+    the Spark image and the arguments `spark-submit` hands to the package's entry point."""
+    import yaml
+    from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
+
+    body = yaml.safe_load((config.K8S_DIR / "spark-application.yaml").read_text())
+    pod = yaml.safe_load((config.K8S_DIR / "pipeline-pod.yaml").read_text())["spec"]
+    name = f"lakehouse-{task_id.replace('_', '-')}"
+    body["metadata"].update(name=name, namespace=config.K8S_NAMESPACE)
+    spec = body["spec"]
+    spec.update(image=config.SPARK_IMAGE, arguments=cli_args(command), volumes=pod["volumes"])
+    # the driver reads the settings and Secrets exactly as a pipeline pod does
+    container = pod["containers"][0]
+    spec["driver"].update({key: container[key] for key in ("env", "envFrom", "volumeMounts")})
+    for role in ("driver", "executor"):
+        spec[role]["podSecurityContext"] = pod["securityContext"]
+    return SparkKubernetesOperator(
+        task_id=task_id,
+        name=name,
+        namespace=config.K8S_NAMESPACE,
+        template_spec=body,
+        get_logs=True,
+        # the provider's reattach labels go to a spec field the SparkApplication schema lacks;
+        # a second submission after a scheduler restart loses its commit to the first (the
+        # silver step commits against the snapshot it read)
+        reattach_on_restart=False,
+        delete_on_termination=True,
+        doc_md=f"`lakehouse {' '.join(cli_args(command))}` as a SparkApplication of {config.SPARK_IMAGE}",
+    )
+
+
 def gate(layer: str, *, publish: bool = False) -> BaseOperator:
     """The data-quality gate after a layer: `lakehouse check <layer>` exits non-zero when a check
     fails, which fails this task and so every task downstream (no retries: the data would not
@@ -218,7 +252,10 @@ def ingest(*, publish: bool = False) -> list[BaseOperator]:
 
 def silver(*, publish: bool = False) -> list[BaseOperator]:
     """bronze -> silver on the configured engine, then the silver gate."""
-    step = lakehouse("silver", "silver")
+    if config.EXECUTION == "kubernetes" and "silver" in config.SPARK_STEPS:
+        step = spark_application("silver", "spark silver")
+    else:
+        step = lakehouse("silver", "silver")
     check = gate("silver", publish=publish)
     step >> check >> check_sources("silver")
     return [step, check]

@@ -65,6 +65,8 @@ def describe_dag(out, dag_id, dag):
             "arguments": [str(a) for a in getattr(t, "arguments", None) or []] or None,
             "image": getattr(t, "image", None),
             "application_file": getattr(t, "application_file", None),
+            "template_spec": getattr(t, "template_spec", None),
+            "namespace": getattr(t, "namespace", None),
         }
     timetable = dag.timetable
     out["dags"][dag_id] = {

@@ -10,7 +10,8 @@ import pytest
 from airflow_helpers import AIRFLOW_VENV, DAGS, require_airflow
 
 K8S = DAGS / "k8s"
-CORE = sorted(p for p in K8S.glob("*.yaml"))
+# the SparkApplication is a custom resource: its schema comes with the Spark Operator chart, not here
+CORE = sorted(p for p in K8S.glob("*.yaml") if p.name != "spark-application.yaml")
 
 
 @pytest.fixture(scope="module", autouse=True)

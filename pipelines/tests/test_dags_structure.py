@@ -100,8 +100,15 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "LAKEHOUSE_EXECUTION": "kubernetes",
                 "LAKEHOUSE_DBT_MANIFEST": no_manifest,
             },
-            "spark_engine": {
-                "LAKEHOUSE_ENGINE": "spark",
+            "spark_silver": {
+                "LAKEHOUSE_EXECUTION": "kubernetes",
+                "LAKEHOUSE_SPARK_STEPS": "silver",
+                "LAKEHOUSE_SPARK_IMAGE": "registry.lan:5000/ampere-lakehouse/spark:0.1.0",
+                "LAKEHOUSE_DBT_MANIFEST": no_manifest,
+            },
+            "spark_bronze": {
+                "LAKEHOUSE_EXECUTION": "kubernetes",
+                "LAKEHOUSE_SPARK_STEPS": "bronze,silver",
                 "LAKEHOUSE_DBT_MANIFEST": no_manifest,
             },
         },
@@ -298,11 +305,42 @@ def test_dag_files_stay_thin() -> None:
     assert Path(DAGS / "lakehouse_airflow" / "tasks.py").is_file()
 
 
-def test_the_spark_engine_is_refused_in_one_line(bags: dict[str, Any]) -> None:
-    """No Spark image or SparkApplication exists for the DAGs to submit: asking for the Spark
-    engine stops every DAG file at import with the reason, instead of scheduling what cannot run."""
-    errors = bags["spark_engine"]["import_errors"]
+def test_a_silver_step_given_to_spark_is_a_spark_application_of_the_spark_image(bags: dict[str, Any]) -> None:
+    """With the environment's silver on Spark, the silver tasks submit the SparkApplication of
+    k8s/spark-application.yaml: the Spark image, `lakehouse spark silver --env <env>` through the
+    image's entry file, the pipelines' namespace, and every volume of the pipeline pod, so the
+    driver reads the same settings and Secrets. Everything else stays a pipeline pod."""
+    import yaml
+
+    bag = bags["spark_silver"]
+    assert bag["import_errors"] == {}
+    pod = yaml.safe_load((DAGS / "k8s" / "pipeline-pod.yaml").read_text())
+    spark_dags = 0
+    for dag in bag["dags"].values():
+        for task_id, task in dag["tasks"].items():
+            if task_id != "silver":
+                assert task["operator"] == "KubernetesPodOperator", task_id
+                continue
+            spark_dags += 1
+            assert task["operator"] == "SparkKubernetesOperator"
+            body = task["template_spec"]
+            assert task["namespace"] == body["metadata"]["namespace"] == pod["metadata"]["namespace"]
+            spec = body["spec"]
+            assert spec["image"] == "registry.lan:5000/ampere-lakehouse/spark:0.1.0"
+            assert spec["arguments"] == ["spark", "silver", "--env", "local"]
+            assert spec["mainApplicationFile"] == "local:///opt/spark/work-dir/lakehouse_main.py"
+            assert spec["volumes"] == pod["spec"]["volumes"]
+            mounts = {m["name"]: m["mountPath"] for m in spec["driver"]["volumeMounts"]}
+            base = pod["spec"]["containers"][0]
+            assert mounts == {m["name"]: m["mountPath"] for m in base["volumeMounts"]}
+            assert spec["driver"]["env"] == base["env"] and spec["driver"]["envFrom"] == base["envFrom"]
+            for role in ("driver", "executor"):
+                assert spec[role]["podSecurityContext"] == pod["spec"]["securityContext"]
+    assert spark_dags == 2  # lakehouse_pipeline and lakehouse_silver
+
+
+def test_a_bronze_step_given_to_spark_is_refused_in_one_line(bags: dict[str, Any]) -> None:
+    errors = bags["spark_bronze"]["import_errors"]
     assert len(errors) == len(EXPECTED_DAGS), errors
-    assert not bags["spark_engine"]["dags"]
     for message in errors.values():
-        assert "LAKEHOUSE_ENGINE='spark': the DAGs run the embedded engine only" in message, message
+        assert "only silver runs as a SparkApplication" in message, message

@@ -9,6 +9,8 @@ opened, appended to and read back by Spark, then appended to by delta-rs again.
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -386,6 +388,74 @@ def test_session_settings(tmp_path: Path, settings_factory: Any) -> None:
     assert redacted.search("spark.hadoop.fs.s3a.access.key") and redacted.search(
         "spark.hadoop.fs.s3a.secret.key"
     )
+
+
+def test_the_spark_images_defaults_agree_with_the_session_settings(
+    tmp_path: Path, settings_factory: Any
+) -> None:
+    """spark-defaults.conf of the Spark image holds what a driver started by spark-submit needs
+    before job code runs; each value it sets is the one build_session would set, and the jar
+    bundle it puts on both classpaths is where the image's LAKEHOUSE_JVM_CACHE points."""
+    from lakehouse.core.s3 import S3Credentials
+    from lakehouse.core.spark import delta_conf, local_defaults, s3a_conf
+
+    image = Path(__file__).resolve().parents[1] / "image" / "spark"
+    defaults = dict(
+        line.split(None, 1)
+        for line in (image / "spark-defaults.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    session = {
+        **local_defaults("local[2]", None),
+        **delta_conf(),
+        **s3a_conf(S3Credentials("k", "s", "http://127.0.0.1:9000")),
+    }
+    classpath = {"spark.driver.extraClassPath", "spark.executor.extraClassPath"}
+    assert {k: v.strip() for k, v in defaults.items() if k not in classpath} == {
+        k: session[k] for k in defaults if k not in classpath
+    }
+    cache = re.search(r"LAKEHOUSE_JVM_CACHE=(\S+)", (image / "Dockerfile").read_text())
+    assert cache is not None
+    assert {defaults[k].strip() for k in classpath} == {f"{cache.group(1)}/spark/*"}
+
+
+def test_a_driver_started_by_spark_submit_keeps_the_submissions_master(
+    tmp_path: Path, settings_factory: Any
+) -> None:
+    """A SparkApplication's driver is started by spark-submit with the cluster's master; the job's
+    session must run there, not on the `local[2]` of the settings. Here spark-submit asks for
+    local[1] and the settings say local[2]."""
+    import subprocess
+    import sys
+
+    try:
+        find_java()
+        spark_bundle()
+    except JvmError as exc:
+        pytest.skip(f"Spark cannot run here: {exc}")
+    settings = settings_factory()
+    script = tmp_path / "job.py"
+    script.write_text(
+        "from lakehouse.core.settings import load_settings\n"
+        "from lakehouse.core.spark import SparkOptions, build_session, launched_by_spark_submit\n"
+        f"settings = load_settings('local', overrides={{'state_dir': {str(settings.state_path)!r}, "
+        f"'lake_root': {str(tmp_path / 'lake')!r}}})\n"
+        "spark = build_session(settings, SparkOptions(master='local[2]'))\n"
+        "print('MASTER', launched_by_spark_submit(), spark.sparkContext.master)\n"
+        "spark.range(3).count()\n"
+        "spark.stop()\n"
+    )
+    submit = Path(sys.executable).parent / "spark-submit"
+    proc = subprocess.run(
+        [str(submit), "--master", "local[1]", "--driver-memory", "512m", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MASTER True local[1]" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_spark_bundle_ships_no_jar_that_pyspark_has() -> None:

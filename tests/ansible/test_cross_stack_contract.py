@@ -276,3 +276,33 @@ def test_airflow_kafka_connection_is_the_pipelines_scram_tls_listener(site):
     strimzi_ca = f"{kafka['metadata']['name']}-cluster-ca-cert"
     reads = [c for c in run.select("k8s_info") if c["args"].get("name") == strimzi_ca]
     assert reads, f"nothing reads {strimzi_ca}, the CA the connection must trust"
+
+
+def test_the_spark_application_runs_where_the_operator_watches_with_names_that_exist(site):
+    """The SparkApplication a Spark step submits (dags/k8s/spark-application.yaml, in the namespace
+    the DAGs are given) lands in a namespace the Spark Operator watches, runs its driver as the
+    service account the operator's chart creates there, names the Spark image `make image-spark`
+    builds at the release's tag, and is used for exactly the steps the environment's settings
+    give to Spark."""
+    env, run = site
+    names = airflow_env(run)
+    read = dag_config()
+    for var in ("LAKEHOUSE_SPARK_IMAGE", "LAKEHOUSE_SPARK_STEPS"):
+        assert var in read and var in names, var
+    app = yaml.safe_load((K8S / "spark-application.yaml").read_text())
+    namespace = names["LAKEHOUSE_K8S_NAMESPACE"]
+    assert app["metadata"]["namespace"] == namespace
+    operator = run.helm("spark-operator")[-1]["release_values"]["spark"]
+    assert namespace in operator["jobNamespaces"]
+    assert run.applied("Namespace", namespace)
+    assert operator["serviceAccount"]["create"] and operator["serviceAccount"]["name"] == app["spec"]["driver"]["serviceAccount"]
+    make = (ROOT / "pipelines/image/spark/spark-image.mk").read_text()
+    repository = re.search(r"^SPARK_IMAGE_REPOSITORY\s*\?=\s*(\S+)", make, re.MULTILINE).group(1)
+    assert names["LAKEHOUSE_SPARK_IMAGE"] == f"{repository}:{RELEASE_TAG}"
+    assert app["spec"]["image"].rsplit(":", 1)[0] == repository
+    assert (ROOT / "pipelines/image/spark/Dockerfile").is_file()
+    # its driver's volumes and environment are the pipeline pod's (the DAG copies them; checked by
+    # pipelines/tests/test_dags_structure.py), whose Secrets and ConfigMaps the test above follows
+    assert "volumes" not in app["spec"] and "env" not in app["spec"]["driver"]
+    engines = settings(env).get("engines") or {}
+    assert names["LAKEHOUSE_SPARK_STEPS"] == ",".join(k for k, v in engines.items() if v == "spark")

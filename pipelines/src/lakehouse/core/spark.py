@@ -60,7 +60,11 @@ def _pyspark_version() -> tuple[str, Path]:
         raise JvmError(
             "pyspark is not installed: install the package with its dev extra (`make setup`)"
         ) from None
-    return pyspark.__version__, Path(pyspark.__file__).parent / "jars"
+    jars = Path(pyspark.__file__).parent / "jars"
+    if not jars.is_dir() and os.environ.get("SPARK_HOME"):
+        # a Spark distribution (the Spark image): pyspark in $SPARK_HOME/python, jars beside it
+        jars = Path(os.environ["SPARK_HOME"]) / "jars"
+    return pyspark.__version__, jars
 
 
 def spark_bundle() -> Bundle:
@@ -198,6 +202,12 @@ def session_conf(
     return conf
 
 
+def launched_by_spark_submit() -> bool:
+    """True in a driver that `spark-submit` started (the Spark image's SparkApplications): its JVM
+    already runs with the master and resources the submission chose, which the session keeps."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
 def build_session(
     settings: Settings, options: SparkOptions | None = None, *, s3: S3Credentials | None = None
 ) -> SparkSession:
@@ -230,7 +240,9 @@ def build_session(
         # pyspark starts its Python workers with $PYSPARK_PYTHON (else `python3` from PATH): on a
         # local master they must be this interpreter, which has the `lakehouse` package
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(options.master).appName(options.app_name)
+    builder = SparkSession.builder.appName(options.app_name)
+    if not launched_by_spark_submit():
+        builder = builder.master(options.master)
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:
