@@ -163,6 +163,13 @@ def test_cli_spark_backfill_refuses_embedded_silver_before_spark_starts(lakes: t
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "silver.events is written by the embedded engine" in lines[0], refused.stderr
     assert "Spark" not in refused.stderr.replace("lakehouse spark", "")  # no session was started
+    # Spark's silver: the embedded command names the Spark one
+    for table in TABLES:
+        ownership.hand_over(b, table, ownership.SPARK)
+    refused = _cli(b, "maintain", "backfill", "--from", "2026-11-01", "--to", "2026-11-03")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "`lakehouse spark backfill --from 2026-11-01 --to 2026-11-03`" in lines[0]
 
 
 @pytest.mark.spark_long

@@ -300,7 +300,7 @@ def backfill_cmd(
 ) -> None:
     """Classify the events of a date range again from bronze (after a rule change) and replace
     that range in silver.events and the quarantine, one commit per table; idempotent."""
-    from lakehouse.core import lineage
+    from lakehouse.core import lineage, ownership
     from lakehouse.core.reconcile import new_run_id
     from lakehouse.silver import backfill
 
@@ -309,6 +309,12 @@ def backfill_cmd(
         raise LakehouseError(f"backfill range is empty: {first} > {last}")
     settings = cli_settings(env, set_)
     lake = existing_lake(settings)
+    spark_owned = [t for t in BACKFILLED if ownership.owner(lake, t) == ownership.SPARK]
+    if spark_owned:
+        raise LakehouseError(
+            f"{spark_owned[0]} is written by the spark engine: backfill it with "
+            f"`lakehouse spark backfill --from {first} --to {last}`"
+        )
     with lineage.job_run(
         settings, "lakehouse.maintenance.backfill", ["bronze.events"], BACKFILLED, lake=lake
     ):
