@@ -7,6 +7,9 @@ delta_scan, the row hashes byte for byte, with the same reconciliation counts an
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -170,3 +173,29 @@ def test_jdbc_extract_equals_embedded_with_nulls_decimals_timestamps_and_a_secon
             spark, b, b.settings.postgres, new_run_id(), 120, tables=(SourceTable("floats", ("id",)),)
         )
     assert not b.exists("bronze.floats")
+
+    # the command line: `lakehouse spark bronze --source postgres` finds nothing new
+    env = {
+        **os.environ,
+        "LAKEHOUSE_LAKE_ROOT": b.settings.lake_uri,
+        "LAKEHOUSE_STATE_DIR": str(b.settings.state_path),
+        "LAKEHOUSE_PG_PORT": str(b.settings.postgres.port),
+    }
+    args = [
+        "spark",
+        "bronze",
+        "--source",
+        "postgres",
+        "--set",
+        f"postgres.source_db={pg_conn.info.dbname}",
+        "--json",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "lakehouse", *args], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r["target"]: r for r in json.loads(done.stdout)["reconciliation"]}
+    assert set(rows) == {t.bronze for t in postgres_extract.SOURCE_TABLES}
+    assert all(r["balanced"] and r["inserted"] == 0 for r in rows.values()), rows
+    assert sum(r["rows_in"] for r in rows.values()) > 0  # the look-back window was read again
+    assert {t: b.table(t).version() for t in versions} == versions
