@@ -32,6 +32,7 @@ DEMO_DEPS :=
 -include pipelines/image/image.mk
 -include pipelines/image/spark/spark-image.mk
 -include pipelines/bench-engines.mk
+-include pipelines/dev-shaped.mk
 
 .PHONY: help setup demo test test-pipelines test-fast lint lint-python bench clean services-up services-down status fmt
 

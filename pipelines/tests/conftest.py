@@ -188,13 +188,18 @@ def s3_settings(s3_service: S3Service, settings_factory: SettingsFactory) -> Set
     return settings_factory({"lake_root": f"s3://{bucket}/t-{uuid.uuid4().hex[:10]}"})
 
 
+# Markers whose tests run only when asked for by marker: several minutes each, with a short
+# version in `make test` (airflow_live: `make test-airflow`, test_dags_e2e; dev_shaped:
+# `make test-dev-shaped`, the README's dev command in test_readme_commands).
+ON_REQUEST = ("airflow_live", "dev_shaped")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `airflow_live` (every DAG under a real Airflow, several minutes) run only when
-    asked for by marker (`make test-airflow`: -m airflow_live); `make test` keeps its short
-    version, test_dags_e2e."""
-    if "airflow_live" in (config.option.markexpr or ""):
-        return
-    live = [item for item in items if item.get_closest_marker("airflow_live")]
-    if live:
-        config.hook.pytest_deselected(items=live)
-        items[:] = [item for item in items if not item.get_closest_marker("airflow_live")]
+    """Leave out the ON_REQUEST tests unless the marker expression names their marker."""
+    for marker in ON_REQUEST:
+        if marker in (config.option.markexpr or ""):
+            continue
+        left_out = [item for item in items if item.get_closest_marker(marker)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]

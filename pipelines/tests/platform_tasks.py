@@ -112,3 +112,24 @@ def run_role(folder: Path, role: str, variables: dict[str, Any], tasks_from: str
     recap = re.search(r"^localhost\s*:\s*(.*)$", proc.stdout, flags=re.M)
     assert recap, proc.stdout[-2000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+
+
+def issue_secret_folder(endpoint: str, access_key: str, secret_key: str, user: str, folder: Path) -> Path:
+    """A key pair for the buckets role's IAM `user`, written as the files of a mounted Secret
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL): on the cluster the role hands
+    it to a Secret; here the test asks the same IAM API."""
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    folder.mkdir(parents=True)
+    (folder / "AWS_ACCESS_KEY_ID").write_text(key["AccessKeyId"])
+    (folder / "AWS_SECRET_ACCESS_KEY").write_text(key["SecretAccessKey"] + "\n")
+    (folder / "AWS_ENDPOINT_URL").write_text(endpoint)
+    return folder

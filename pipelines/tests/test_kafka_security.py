@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from lakehouse.bronze.kafka_offsets import log_end_offsets
 from lakehouse.core.jvm import JvmError, find_java, load_bundle
 from lakehouse.core.kafka import BrokerUnavailable, check_broker, consumer_config
-from lakehouse.core.settings import Settings, load_settings
+from lakehouse.core.settings import Settings, StreamingSettings, load_settings
 from lakehouse.generator.kafka_producer import produce
 from lakehouse.services.apache_kafka import ApacheKafka
 from lakehouse.services.process import free_port
@@ -52,6 +52,37 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
         yield svc
     finally:
         svc.stop()
+
+
+def add_scram_user(broker: ApacheKafka, user: str, password: str) -> None:
+    """A SCRAM-SHA-512 user made by the broker's own tool (kafka-configs: ConfigCommand
+    --add-config), as a platform makes the pipelines' KafkaUser."""
+    made = subprocess.run(
+        broker.tool(
+            "org.apache.kafka.tools.ConfigCommand",
+            *("--bootstrap-server", broker.bootstrap, "--alter", "--entity-type", "users"),
+            *("--entity-name", user, "--add-config", f"SCRAM-SHA-512=[iterations=8192,password={password}]"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+
+
+def wait_for_login(streaming: StreamingSettings, seconds: float = 30) -> None:
+    """Until the broker accepts the settings' SCRAM login: a new credential reaches the SASL
+    listener through the controller a moment after ConfigCommand returns."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            check_broker(streaming)
+            return
+        except BrokerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def secure_settings(broker: ApacheKafka, folder: Path, **overrides: object) -> dict[str, object]:
@@ -192,18 +223,7 @@ def test_pipelines_consume_over_scram_and_tls_exactly_once_as_a_user_made_by_kaf
     from lakehouse.speed import sink as speed_sink
 
     user, password = f"pipelines-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-    made = subprocess.run(
-        broker.tool(
-            "org.apache.kafka.tools.ConfigCommand",
-            *("--bootstrap-server", broker.bootstrap, "--alter", "--entity-type", "users"),
-            *("--entity-name", user, "--add-config", f"SCRAM-SHA-512=[iterations=8192,password={password}]"),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    add_scram_user(broker, user, password)
     topic = f"secure-eo-{uuid.uuid4().hex[:8]}"
     dataclasses.replace(broker, topic=topic).ensure_topic()
     values = secure_settings(broker, tmp_path, **{"streaming.topic": topic, "streaming.sasl_username": user})
@@ -213,15 +233,7 @@ def test_pipelines_consume_over_scram_and_tls_exactly_once_as_a_user_made_by_kaf
     for var in ("LAKEHOUSE_KAFKA_PASSWORD", "LAKEHOUSE_KAFKA_BOOTSTRAP", "LAKEHOUSE_KAFKA_USERNAME"):
         monkeypatch.delenv(var, raising=False)
     s = settings_factory(values)
-    deadline = time.monotonic() + 30
-    while True:  # the new credential reaches the SASL listener through the controller
-        try:
-            check_broker(s.streaming)
-            break
-        except BrokerUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    wait_for_login(s.streaming)
     stats = produce(s.generator, s.streaming, 600, None, seed=11)
     assert stats.failed == 0 and stats.delivered == stats.records >= 600
     ends = log_end_offsets(s.streaming)

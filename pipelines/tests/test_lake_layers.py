@@ -195,7 +195,7 @@ def test_the_buckets_roles_users_and_policies_confine_each_layer(
     key pair issued for each of the role's users (on the cluster the role hands it to a Secret;
     here the test asks the same IAM API), bronze and silver run, and each layer's key writes its
     own bucket only."""
-    from tests.platform_tasks import converge_buckets
+    from tests.platform_tasks import converge_buckets, issue_secret_folder
 
     creds = s3_service.credentials
     tag = uuid.uuid4().hex[:8]
@@ -214,25 +214,15 @@ def test_the_buckets_roles_users_and_policies_confine_each_layer(
     again = converge_buckets(tmp_path / "ansible", **converge)  # type: ignore[arg-type]
     assert again["failed"] == 0 and again["changed"] == 0, again
 
-    iam = boto3.client(
-        "iam",
-        endpoint_url=creds.endpoint,
-        aws_access_key_id=creds.access_key,
-        aws_secret_access_key=creds.secret_key,
-        region_name="us-east-1",
-    )
     overrides: dict[str, Any] = {
         "lake_root": f"s3://{s3_service.service.bucket}/t-{tag}",
         "generator.events": 2000,
         "generator.event_files": 2,
     }
     for layer in LAYERS:
-        key = iam.create_access_key(UserName=users[layer])["AccessKey"]
-        folder = tmp_path / f"s3-{layer}"
-        folder.mkdir()
-        (folder / "AWS_ACCESS_KEY_ID").write_text(key["AccessKeyId"])
-        (folder / "AWS_SECRET_ACCESS_KEY").write_text(key["SecretAccessKey"] + "\n")
-        (folder / "AWS_ENDPOINT_URL").write_text(str(creds.endpoint))
+        folder = issue_secret_folder(
+            str(creds.endpoint), creds.access_key, creds.secret_key, users[layer], tmp_path / f"s3-{layer}"
+        )
         overrides[f"layers.{layer}"] = {"root": f"s3://{buckets[layer]}/dev", "credentials": str(folder)}
     settings = settings_factory(overrides)
     lake = Lake(settings)

@@ -9,6 +9,7 @@ README's own.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,6 +23,7 @@ from lakehouse.core.settings import Settings, load_settings
 from lakehouse.core.storage import Lake
 from lakehouse.services import known_services
 from local_config import user_env, write_local_config
+from test_dev_shaped_run import DevPlatform, broker, dev_platform  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -128,3 +130,35 @@ def test_local_folder_demo_on_a_fresh_state_folder(tmp_path: Path) -> None:
     finally:
         for service in reversed(known_services(settings)):
             service.stop()
+
+
+def test_dev_command_on_dev_settings_made_by_the_platforms_tasks(dev_platform: DevPlatform) -> None:  # noqa: F811
+    """The README's dev command, exactly as written, with the variables it lists pointing dev's own
+    settings file at loopback services that the platform's tasks made into dev (buckets, layer
+    users and keys, databases, roles, the Kafka user): bronze and silver land in dev's buckets,
+    every landing line and source row once (`lakehouse check sources`)."""
+    from test_dev_shaped_run import generate, lakehouse, settings_of
+
+    command = readme_command(r"lakehouse run --env dev")
+    env = dev_platform.env
+    generate(env, "source")
+    generate(env, "events")
+    run_shell(command, env)
+
+    settings = settings_of(env)
+    lake = Lake(settings)
+    assert int(lake.table("silver.events").count()) > 0
+    results = json.loads(lakehouse(env, "check", "sources", "--json").stdout)
+    assert results and all(r["ok"] for r in results), results
+    landing = [r for r in results if r["check_name"] == "landing_lines"]
+    assert landing and landing[0]["expected"] == landing[0]["found"] == int(
+        lake.table("bronze.events").count()
+    )
+    assert any(r["source"].startswith("postgres:") and r["found"] > 0 for r in results), results
+    admin = s3.client(dev_platform.admin)
+    for layer in ("bronze", "silver"):
+        bucket, _, prefix = settings.layers[layer].root.removeprefix("s3://").partition("/")
+        pages = admin.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{prefix}/events/_delta_log/"
+        )
+        assert any(page.get("Contents") for page in pages), layer

@@ -33,6 +33,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "LAKEHOUSE_KAFKA_PASSWORD",
         "PGPASSWORD",
         "LAKEHOUSE_STATE_DIR",
+        "LAKEHOUSE_SECRETS_DIR",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LAKEHOUSE_ROOT", str(REPO))
@@ -85,6 +86,37 @@ def test_a_missing_secret_file_is_one_line_naming_the_setting() -> None:
         "setting 'postgres.password_file' = '/var/run/secrets/lakehouse/postgres/password'"
     )
     assert "\n" not in str(err.value)
+
+
+def test_a_secrets_folder_stands_in_for_the_pods_mounted_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LAKEHOUSE_SECRETS_DIR: dev's settings read the same files from a folder outside a pod; a
+    file missing there is one line naming the setting."""
+    (tmp_path / "postgres").mkdir()
+    (tmp_path / "postgres" / "password").write_text("s3rving\n")
+    monkeypatch.setenv("LAKEHOUSE_SECRETS_DIR", f"{tmp_path}/")
+    s = load_settings("dev")
+    assert s.postgres.password_file == str(tmp_path / "postgres" / "password")
+    assert conninfo_to_dict(s.postgres.serving_dsn)["password"] == "s3rving"
+    assert s.streaming.ssl_ca_file == str(tmp_path / "kafka" / "ca.crt")
+    assert s.streaming.sasl_password_file == str(tmp_path / "kafka" / "password")
+    assert {k: v.credentials for k, v in s.layers.items()} == {
+        "bronze": str(tmp_path / "s3-bronze"),
+        "silver": str(tmp_path / "s3-silver"),
+        "gold": str(tmp_path / "s3-gold"),
+        "ops": str(tmp_path / "s3-silver"),
+    }
+    with pytest.raises(ConfigError) as err:
+        _ = s.postgres.source_dsn
+    assert str(err.value) == (
+        f"setting 'postgres.source_password_file' = '{tmp_path / 'postgres' / 'source-password'}': "
+        "cannot read it (No such file or directory)"
+    )
+    # a path given elsewhere stays as given; the local settings name no secret file at all
+    other = load_settings("dev", {"postgres.password_file": "/elsewhere/password"})
+    assert other.postgres.password_file == "/elsewhere/password"
+    assert load_settings("local").postgres.password_file is None
 
 
 def test_kafka_security_settings_reach_the_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,6 +109,9 @@ def bronze(
     targets = [landing.TABLE] if "events" in sources else []
     targets += [t.bronze for t in postgres_extract.SOURCE_TABLES] if "postgres" in sources else []
     _check_embedded(lake, targets)
+    _secrets_first(settings)
+    if "postgres" in sources:  # before the landing files' commit: all of the step or none of it
+        postgres_extract.check_reachable(settings.postgres.source_dsn)
     with lineage.step(lake, "bronze", sources), step_lock(settings, "bronze"):
         if "events" in sources:
             _, rec = landing.ingest(
@@ -128,6 +131,12 @@ def bronze(
     return recs
 
 
+def _secrets_first(settings: Settings) -> None:
+    """Read the serving database's Secret before a step's first write (its reconciliation goes
+    there after the step's commits): a Secret not mounted stops the step whole, in one line."""
+    settings.postgres.dsn(settings.postgres.serving_db)
+
+
 def _check_embedded(lake: Lake, tables: list[str]) -> None:
     """Refuse the step before its first write when any table it writes belongs to Spark, so a
     mixed lake never gets half a step from each engine."""
@@ -138,6 +147,7 @@ def _check_embedded(lake: Lake, tables: list[str]) -> None:
 def silver(lake: Lake, settings: Settings, run_id: str, hooks: Hooks | None = None) -> list[Reconciliation]:
     hooks = hooks or Hooks()
     recs: list[Reconciliation] = []
+    _secrets_first(settings)
     _check_embedded(
         lake,
         [

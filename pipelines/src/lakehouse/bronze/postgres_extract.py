@@ -45,15 +45,38 @@ SOURCE_TABLES = (
 SCHEMA = "shop"
 
 
+def where(dsn: str) -> str:
+    """The source database as a message names it: user@host:port/db, never its password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = conninfo_to_dict(dsn)
+    return f"{p.get('user', '')}@{p.get('host', '')}:{p.get('port', '')}/{p.get('dbname', '')}"
+
+
+def check_reachable(dsn: str, timeout: int = 10) -> None:
+    """Log in to the source database once, before a bronze step writes anything: an unreachable
+    host or a refused login stops the step with one line, not after the landing files' commit."""
+    import psycopg
+
+    try:
+        psycopg.connect(dsn, connect_timeout=timeout).close()
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServiceError(
+            f"source database {where(dsn)} is not reachable ({first.strip()}); check postgres.host, "
+            "postgres.port and the source login (postgres.source_user, postgres.source_password_file)"
+        ) from None
+
+
 def attach(con: duckdb.DuckDBPyConnection, dsn: str) -> None:
     import_extension("postgres", con=con)
     con.execute("LOAD postgres")
     try:
         con.execute(f"ATTACH '{dsn}' AS src (TYPE postgres, READ_ONLY)")
     except duckdb.IOException as exc:
-        first = str(exc).splitlines()[0]
+        first = str(exc).splitlines()[0].replace(dsn, where(dsn))
         raise ServiceError(
-            f"source database {dsn} is not reachable ({first}); start it with `lakehouse services start`"
+            f"source database {where(dsn)} is not reachable ({first}); start it with `lakehouse services start`"
         ) from None
 
 

@@ -121,7 +121,9 @@ TS = "timestamp[us, tz=UTC]"
 @dataclass(frozen=True)
 class Rule:
     name: str
-    sql: str  # SELECT count(*) of offending rows; `{t}` is the table, `{lake}` the lake root
+    # SELECT count(*) of offending rows; `{t}` is the table, `{uri[layer.name]}` another table's
+    # location (each layer may live in a bucket of its own, not under one lake root)
+    sql: str
     severity: str = "error"  # error blocks the layer's gate; warn is reported only
 
 
@@ -134,11 +136,21 @@ class Contract:
     required: bool = True  # a missing table fails the gate
 
 
+class TableUris:
+    """`uri[layer.name]` in a rule's SQL: where that table lives in this lake."""
+
+    def __init__(self, lake: Lake) -> None:
+        self._lake = lake
+
+    def __getitem__(self, qualified: str) -> str:
+        return self._lake.table_uri(qualified)
+
+
 def reconciled(step: str) -> Rule:
     """Every stored reconciliation record of `step` balances."""
     return Rule(
         f"{step}_runs_balanced",
-        f"""SELECT count(*) FROM delta_scan('{{lake}}/ops/reconciliation')
+        f"""SELECT count(*) FROM delta_scan('{{uri[ops.reconciliation]}}')
             WHERE step = '{step}' AND NOT balanced""",
     )
 
@@ -208,7 +220,7 @@ def check(lake: Lake, layer: str, contracts: tuple[Contract, ...], run_id: str) 
                 con = lake.duckdb_with_delta()
             for rule in c.rules:
                 start = time.perf_counter()
-                query = rule.sql.format(t=f"delta_scan('{lake.table_uri(c.table)}')", lake=lake.root)
+                query = rule.sql.format(t=f"delta_scan('{lake.table_uri(c.table)}')", uri=TableUris(lake))
                 try:
                     bad = int(con.execute(query).fetchone()[0])  # type: ignore[index]
                     status = "pass" if bad == 0 else ("warn" if rule.severity == "warn" else "fail")

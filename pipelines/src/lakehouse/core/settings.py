@@ -20,7 +20,10 @@ from lakehouse.core.settings_sections import (
     KAFKA_PASSWORD_ENV,
     LOOPBACK,
     LOOPBACK_NAMES,
+    MOUNTED_SECRETS,
     PG_PASSWORD_ENV,
+    SECRET_PATH_SETTINGS,
+    SECRETS_DIR_ENV,
     BronzeSettings,
     EngineSettings,
     FaultRates,
@@ -240,6 +243,27 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _get(tree: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    node: Any = tree
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _mounted_secret_paths(raw: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The settings whose value is a file or folder under MOUNTED_SECRETS."""
+    layers = raw.get("layers")
+    candidates: list[tuple[str, ...]] = [*SECRET_PATH_SETTINGS]
+    if isinstance(layers, dict):
+        candidates += [("layers", str(name), "credentials") for name in layers]
+    return [
+        keys
+        for keys in candidates
+        if isinstance(value := _get(raw, keys), str)
+        and (value == MOUNTED_SECRETS or value.startswith(MOUNTED_SECRETS + "/"))
+    ]
+
+
 def load_settings(
     env: str | None = None,
     overrides: dict[str, Any] | None = None,
@@ -279,6 +303,10 @@ def load_settings(
         if var in os.environ:
             _set(raw, keys, os.environ[var], f"from environment variable {var}")
             where[keys] = f"from environment variable {var}"
+    if secrets_dir := os.environ.get(SECRETS_DIR_ENV, "").strip():
+        for keys in _mounted_secret_paths(raw):
+            _set(raw, keys, _get(raw, keys).replace(MOUNTED_SECRETS, secrets_dir.rstrip("/"), 1), "")
+            where[keys] = f"from {shown}, under environment variable {SECRETS_DIR_ENV}"
     for dotted, value in (overrides or {}).items():
         keys = tuple(dotted.split("."))
         origin = (origins or {}).get(dotted, "override")

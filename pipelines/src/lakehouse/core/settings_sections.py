@@ -41,6 +41,18 @@ LOOPBACK_NAMES = (LOOPBACK, "localhost")
 HOST_PATTERN = (
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
+# Where a pipeline pod has its Secrets mounted (dags/k8s/pipeline-pod.yaml), as the cluster
+# environments' settings name them; LAKEHOUSE_SECRETS_DIR puts a folder holding the same files in
+# its place, for a run outside a pod.
+MOUNTED_SECRETS = "/var/run/secrets/lakehouse"
+SECRETS_DIR_ENV = "LAKEHOUSE_SECRETS_DIR"
+SECRET_PATH_SETTINGS = (
+    ("postgres", "password_file"),
+    ("postgres", "source_password_file"),
+    ("postgres", "sslrootcert"),
+    ("streaming", "sasl_password_file"),
+    ("streaming", "ssl_ca_file"),
+)
 # Environment variables that carry secrets; settings files name files or variables, never values.
 PG_PASSWORD_ENV = "PGPASSWORD"
 KAFKA_PASSWORD_ENV = "LAKEHOUSE_KAFKA_PASSWORD"

@@ -75,6 +75,7 @@ class PublishResult:
     tables: dict[str, int]  # table -> rows
     seconds: float
     publication_id: int | None = None  # the row in ops.publications (the API's version of gold)
+    readers: tuple[str, ...] = ()  # the roles granted SELECT on the published marts
 
 
 def bi_role() -> str:
@@ -140,17 +141,22 @@ def last_build_passed(project: DbtProject) -> None:
         )
 
 
-def ensure_bi_role(conn: psycopg.Connection[Any], db: str) -> str:
-    """Create the read-only BI role (idempotent): login, read-only transactions, CONNECT only."""
+def ensure_bi_role(conn: psycopg.Connection[Any], db: str) -> str | None:
+    """Create the read-only BI role (idempotent): login, read-only transactions, CONNECT only.
+    None when it does not exist and this login may not create roles: on a cluster the platform
+    makes the BI logins (and grants them gold, which makes them readers of each publication)."""
     role = bi_role()
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
     ident = sql.Identifier(role)
-    may_manage = conn.execute(
+    row = conn.execute(
         "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
     ).fetchone()
+    may_manage = bool(row and row[0])
+    if not exists and not may_manage:
+        return None
     # On a cluster the platform made the BI role and the pipeline's login may not alter roles:
     # there it only grants.
-    if not exists or (may_manage and may_manage[0]):
+    if not exists or may_manage:
         if not exists:
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT").format(ident)
@@ -250,7 +256,12 @@ def _publish(project: DbtProject, check_gate: bool) -> PublishResult:
             )
             # every role that reads gold now reads the new gold too: the pipeline's BI role and
             # any other the platform granted (e.g. the BI tools' own login)
-            readers = [role, *(r for r in schema_readers(conn, SCHEMA) if r != role)]
+            readers = [*([role] if role else []), *(r for r in schema_readers(conn, SCHEMA) if r != role)]
+            if not readers:
+                raise PublishError(
+                    f"no role would read the published gold: the BI role {bi_role()} does not exist and "
+                    f"{project.serving.user} may not create roles; set {BI_ROLE_ENV} to the platform's BI login"
+                )
             for reader in readers:
                 conn.execute(
                     sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
@@ -289,4 +300,4 @@ def _publish(project: DbtProject, check_gate: bool) -> PublishResult:
         raise PublishError(f"publishing to PostgreSQL {db} failed (nothing changed): {msg}") from None
     finally:
         con.close()
-    return PublishResult(SCHEMA, tables, time.perf_counter() - start, publication_id)
+    return PublishResult(SCHEMA, tables, time.perf_counter() - start, publication_id, tuple(readers))

@@ -114,7 +114,7 @@ CONTRACTS: tuple[Contract, ...] = (
             Rule("quantity_positive", "SELECT count(*) FROM {t} WHERE quantity <= 0"),
             Rule(
                 "order_exists",
-                "SELECT count(*) FROM {t} i WHERE NOT EXISTS (SELECT 1 FROM delta_scan('{lake}/silver/orders') o WHERE o.order_id = i.order_id)",
+                "SELECT count(*) FROM {t} i WHERE NOT EXISTS (SELECT 1 FROM delta_scan('{uri[silver.orders]}') o WHERE o.order_id = i.order_id)",
             ),
         ),
     ),

@@ -98,16 +98,15 @@ def publish_cmd(env: EnvOpt = None, set_: SetOpt = None, as_json: JsonOpt = Fals
     table.add_column("rows", justify="right")
     for name, rows in result.tables.items():
         table.add_row(f"{result.schema}.{name}", f"{rows:,}")
-    role = gold_publish.bi_role()
+    readers = ", ".join(result.readers)
     payload = {
         "where": _where(settings, result.schema),
         "tables": result.tables,
         "seconds": result.seconds,
-        "bi_role": role,
+        "bi_role": result.readers[0] if result.readers else None,
+        "readers": list(result.readers),
     }
-    emit(
-        as_json, payload, table, f"BI role: {role} (SELECT on {result.schema}.* only, read-only transactions)"
-    )
+    emit(as_json, payload, table, f"read by: {readers} (SELECT on {result.schema}.* only)")
 
 
 @app.command("run")

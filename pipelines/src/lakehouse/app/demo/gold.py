@@ -44,7 +44,7 @@ def stage(ctx: DemoContext) -> None:
     where = f"PostgreSQL {ctx.settings.postgres.serving_db}.{pub.schema}"
     console.print(
         f"published {len(pub.tables)} marts ({sum(pub.tables.values()):,} rows) to {where}; "
-        f"BI role {publish.bi_role()} reads them"
+        f"read by {', '.join(pub.readers)}"
     )
     console.print(kpi_table(ctx.timed("gold: KPIs", lambda: kpis.headline(ctx.settings.postgres)), where))
     path = ctx.timed("gold: HTML report", lambda: report.write(ctx.settings, None, project))
