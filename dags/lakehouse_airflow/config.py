@@ -14,8 +14,9 @@ LAKEHOUSE_DBT_MANIFEST      its parsed manifest, for one task per model (default
 LAKEHOUSE_EXECUTION         local (subprocess) | kubernetes (KubernetesPodOperator)
 LAKEHOUSE_SPARK_STEPS       steps the environment's settings give to Spark (`engines`), comma-separated;
                             with LAKEHOUSE_EXECUTION=kubernetes each becomes a SparkApplication of the
-                            Spark image (SparkKubernetesOperator). Only `silver`: Spark's bronze reads
-                            landing files alone. Locally the CLI follows the settings by itself.
+                            Spark image (SparkKubernetesOperator). Only `silver`: the ingest DAG's bronze
+                            tasks (landing, PostgreSQL, Kafka) have no SparkApplication yet.
+                            Locally the CLI follows the settings by itself.
 LAKEHOUSE_IMAGE             pipeline image for KubernetesPodOperator
 LAKEHOUSE_SPARK_IMAGE       Spark image of those SparkApplications (pipelines/image/spark/Dockerfile)
 LAKEHOUSE_K8S_NAMESPACE     namespace of the pipeline pods (default: lakehouse)
@@ -74,7 +75,7 @@ if EXECUTION not in ("local", "kubernetes"):
 if set(SPARK_STEPS) - {"silver"}:
     raise ValueError(
         f"LAKEHOUSE_SPARK_STEPS={','.join(SPARK_STEPS)!r}: only silver runs as a SparkApplication "
-        "(Spark's bronze reads landing files alone; PostgreSQL and Kafka stay embedded)"
+        "(the ingest DAG's bronze tasks have no SparkApplication yet; run them embedded)"
     )
 
 

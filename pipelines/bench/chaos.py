@@ -14,6 +14,8 @@ Concurrent writers (on a lake whose bronze holds more than silver has taken):
 * `race-optimize`  a silver run racing OPTIMIZE of silver.events
 * `race-vacuum`    a silver run racing OPTIMIZE + VACUUM (retention 0) of silver.events
 * `race-landing`   two landing ingests at once, bronze.events existing, half the files to do
+* `race-landing-new`  two landing ingests at once on a lake without bronze.events: both find it
+                   absent and create it
 
 A full disk: `diskfull-landing`, `diskfull-silver` run the stage with a random limit on the size
 of any file it writes (RLIMIT_FSIZE, 8 KiB - 512 KiB): it stops with an error or fits; its
@@ -26,9 +28,17 @@ Against the suite's own PostgreSQL (started on a free port, the generator's sour
 * `current-state`     bronze -> silver.orders, silver.order_items (SIGKILL)
 * `restart-postgres`  the PostgreSQL server SIGKILLed during an extraction, started again
 
-Not covered here yet: Kafka -> bronze and the speed layer (their SIGKILL and broker-restart
-trials are in tests/test_streaming_exactly_once.py), gold build and publish, the Spark jobs,
-and restarts of the S3 server.
+With a service of their own (bench/chaos_services.py; the suite starts Apache Kafka, SeaweedFS
+and PostgreSQL on free ports):
+
+* `kafka`               Kafka -> bronze.events (drain the topic) SIGKILLed
+* `speed`               the speed layer (drain -> PostgreSQL realtime.*) SIGKILLed
+* `restart-kafka`       the Kafka broker SIGKILLed while Kafka -> bronze drains, started again
+* `restart-s3-landing`  the S3 server SIGKILLed while landing runs on an s3:// lake, started again
+* `restart-s3-silver`   the same while silver runs
+
+Not covered here yet: gold build and publish, the Spark jobs, and the local tansu broker (the
+Kafka trials run against Apache Kafka; tests/test_streaming_exactly_once.py runs both brokers).
 
 Per trial: a copy of the stage's input lake; the stage in a subprocess, killed with SIGKILL at a
 uniformly random moment of its measured run time (after its imports); the stage once more to the
@@ -63,10 +73,11 @@ RACES = {
     "race-optimize": "optimize-silver",  # silver racing OPTIMIZE of silver.events
     "race-vacuum": "vacuum-silver",  # silver racing OPTIMIZE + VACUUM (retention 0) of silver.events
     "race-landing": "landing",  # two landing ingests at once onto an existing bronze.events
+    "race-landing-new": "landing",  # ... onto a lake where bronze.events does not exist yet
 }
 # the stage each race reruns and compares (default silver); its input lake is inputs[scenario],
 # else "race"
-RACE_STAGE = {"race-landing": "landing"}
+RACE_STAGE = {"race-landing": "landing", "race-landing-new": "landing"}
 # a stage whose files may not grow past a random size (a full disk), then rerun without limit
 DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
 # stages reading the PostgreSQL source or the bronze tables extracted from it; the suite starts
@@ -74,7 +85,9 @@ DISK_FULL = {"diskfull-landing": "landing", "diskfull-silver": "silver"}
 # at a random moment of an extraction, starts it again and reruns the extraction.
 PG_STAGES = ("postgres", "scd2", "current-state")
 SERVICE_RESTARTS = ("restart-postgres",)
-SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS)
+# stages with a service of their own (a Kafka broker, an S3 server): bench/chaos_services.py
+SERVICE_STAGES = ("kafka", "speed", "restart-kafka", "restart-s3-landing", "restart-s3-silver")
+SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS, *SERVICE_STAGES)
 _PG_KEYS = {
     "customers": ("customer_id",),
     "products": ("product_id",),
@@ -107,6 +120,7 @@ TABLES = {
     "vacuum": ("bronze.events",),
     **{r: ("silver.events", "silver.quarantine_events") for r in RACES},
     "race-landing": ("bronze.events",),
+    "race-landing-new": ("bronze.events",),
     "diskfull-landing": ("bronze.events",),
     "diskfull-silver": ("silver.events", "silver.quarantine_events"),
     "postgres": tuple(f"bronze.{t}" for t in _PG_KEYS),
@@ -118,7 +132,8 @@ EVENTS = 6000
 FILES = 12
 
 
-def _settings(lake: Path, state: Path) -> Any:
+def _settings(lake: Path | str, state: Path) -> Any:
+    from bench import chaos_services
     from lakehouse.core.settings import load_settings
 
     return load_settings(
@@ -136,6 +151,7 @@ def _settings(lake: Path, state: Path) -> Any:
             "generator.products": 60,
             "generator.orders": 1500,
             **({"postgres.port": int(os.environ[PG_PORT_ENV])} if PG_PORT_ENV in os.environ else {}),
+            **chaos_services.overrides(),
         },
     )
 
@@ -143,7 +159,7 @@ def _settings(lake: Path, state: Path) -> Any:
 PG_PORT_ENV = "LAKEHOUSE_CHAOS_PG_PORT"
 
 
-def run_stage(stage: str, lake: Path, state: Path) -> None:
+def run_stage(stage: str, lake: Path | str, state: Path) -> None:
     """The stage itself, as the worker process and the rerun run it."""
     from lakehouse.bronze import landing
     from lakehouse.core.reconcile import new_run_id
@@ -175,6 +191,10 @@ def run_stage(stage: str, lake: Path, state: Path) -> None:
 
         for table in current_state.TABLES:
             current_state.apply(target, table, new_run_id())
+    elif stage in ("kafka", "speed"):
+        from bench import chaos_services
+
+        chaos_services.run_stage(stage, settings)
     elif stage == "optimize-silver":
         ops.optimize(target, settings.maintenance, "silver.events", zorder=False)
     elif stage == "vacuum-silver":
@@ -273,6 +293,7 @@ def prepare(base: Path) -> dict[str, Path]:
     ops.optimize(Lake(s), s.maintenance, "bronze.events", zorder=False)
     inputs["race"] = _race_input(base, state)
     inputs["race-landing"] = base / "input-race-landing"
+    inputs["race-landing-new"] = inputs["landing"]
     return inputs
 
 
@@ -342,12 +363,18 @@ class StageResult:
     unreadable: int = 0
     rerun_failed: int = 0
     stopped: int = 0  # writers that stopped with an error (a lost race, a full disk)
+    restart_failed: int = 0  # a killed server that did not start again (ends the stage)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
 def _worker(
-    stage: str, lake: Path, state: Path, *, max_file_bytes: int | None = None, stderr: Path | None = None
+    stage: str,
+    lake: Path | str,
+    state: Path,
+    *,
+    max_file_bytes: int | None = None,
+    stderr: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """The stage in a child process. `max_file_bytes`: no file the child writes may grow past it
     (RLIMIT_FSIZE: the write fails with EFBIG, as on a full disk; SIGXFSZ is ignored so the
@@ -592,14 +619,20 @@ def suite(
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)
+        from bench import chaos_services
+
         pg = None
-        if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS}:
-            pg = start_postgres(base)
-            prepare_postgres(base, inputs)
+        services = chaos_services.Services()
         results = []
         try:
-            results = _run_all(stages, trials, base, inputs, rng, pg, on_stage)
+            # the speed layer writes to PostgreSQL, and Kafka -> bronze records its lag there
+            if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka"}:
+                pg = start_postgres(base)
+                prepare_postgres(base, inputs)
+            services.start(stages, base)
+            results = _run_all(stages, trials, base, inputs, rng, pg, on_stage, services)
         finally:
+            services.stop()
             if pg is not None:
                 pg.stop()
                 os.environ.pop(PG_PORT_ENV, None)
@@ -615,10 +648,15 @@ def _run_all(
     rng: random.Random,
     pg: Any,
     on_stage: Callable[[StageResult], None] | None,
+    services: Any = None,
 ) -> list[StageResult]:
+    from bench import chaos_services
+
     results = []
     for stage in stages:
-        if stage in SERVICE_RESTARTS:
+        if stage in SERVICE_STAGES:
+            r = chaos_services.run(stage, trials, base, inputs, rng, services)
+        elif stage in SERVICE_RESTARTS:
             r = run_postgres_restart(stage, trials, base, inputs, rng, pg)
         elif stage in RACES:
             r = run_race(stage, trials, base, inputs)
@@ -638,17 +676,21 @@ def main() -> None:
     parser.add_argument("--stages", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values()))
+    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values(), "kafka", "speed"))
     parser.add_argument("--lake")
     parser.add_argument("--state")
     args = parser.parse_args()
     if args.worker:
         import lakehouse.bronze.landing
         import lakehouse.maintenance.ops
-        import lakehouse.silver.events  # noqa: F401
+        import lakehouse.silver.events
+
+        if args.worker in ("kafka", "speed"):
+            import lakehouse.app.streaming  # noqa: F401
 
         print("ready", flush=True)
-        run_stage(args.worker, Path(args.lake), Path(args.state))
+        # the lake as given: an s3:// URI is no local path
+        run_stage(args.worker, args.lake if "://" in args.lake else Path(args.lake), Path(args.state))
         return
     stages = [s for s in args.stages.split(",") if s]
     unknown = sorted(set(stages) - set(SCENARIOS))
@@ -662,7 +704,7 @@ def main() -> None:
     )
     print(report(results, out))
     print(f"report: {out}")
-    if any(r.lost or r.duplicated or r.unreadable or r.rerun_failed for r in results):
+    if any(r.lost or r.duplicated or r.unreadable or r.rerun_failed or r.restart_failed for r in results):
         raise SystemExit(1)
 
 

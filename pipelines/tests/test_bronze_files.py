@@ -3,6 +3,9 @@ and the Change Data Feed whenever a commit did more than append."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -108,8 +111,12 @@ def test_history_leaves_out_the_chunk_silver_already_holds_from_version_0(settin
     history (they would turn this chunk's own inserts into duplicates)."""
     settings = settings_factory()
     lake = Lake(settings)
-    write_landing(lake, "a.jsonl", [_event(i) for i in range(4)])
-    bronze_and_silver(lake, settings)
+    # bronze.events whose first version holds rows (as a table Spark created); a landing ingest
+    # creates it empty first, its rows then come at version 1
+    lines = [json.dumps(_event(i)).encode() for i in range(4)]
+    batch = landing.file_batch("a.jsonl", lines, landing.new_batch_id(), 0, datetime.now(UTC))
+    delta.append(lake, landing.TABLE, batch, app_id=landing.APP_ID, txn_version=1, configuration=delta.CDF)
+    silver_events.run(lake, settings.silver, new_run_id())
     assert delta.txn_version(lake, silver_events.EVENTS, silver_events.APP_ID) == 0
     con = lake.duckdb()
     try:

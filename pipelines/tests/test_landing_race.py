@@ -6,6 +6,7 @@ bronze.events and its commit: the interleaving a real race hits only now and the
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from deltalake.exceptions import CommitFailedError
 from lakehelpers import write_landing
 from lakehouse.app.cli import failures
 from lakehouse.bronze import landing
+from lakehouse.core import delta
 from lakehouse.core.errors import TransientError
 from lakehouse.core.storage import Lake
 
@@ -65,3 +67,53 @@ def test_a_rival_between_two_commits_of_one_run_fails_its_next_commit(settings_f
     with pytest.raises((CommitFailedError, TransientError)):
         landing.ingest(lake, "loser", 3, on_rows=rows)
     assert landing.rows_per_file(lake) == {name: 3 for name in ["a.jsonl", *todo]}
+
+
+def test_two_runs_that_both_found_the_table_absent_land_each_file_once(
+    settings_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bronze.events absent for both: the rival runs whole just before the loser's first commit,
+    after the loser decided what to do. The loser's commit fails; nothing lands twice."""
+    lake = Lake(settings_factory())
+    todo = ["a.jsonl", "b.jsonl"]
+    _files(lake, todo)
+    real_append = delta.append
+
+    def rival_first(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(delta, "append", real_append)
+        result, _ = landing.ingest(lake, "rival", 1000)
+        assert result.files == todo
+        real_append(*args, **kwargs)
+
+    monkeypatch.setattr(delta, "append", rival_first)
+    with pytest.raises((CommitFailedError, TransientError)) as lost:
+        landing.ingest(lake, "loser", 1000)
+    assert failures.transient(lost.value)
+    want = {name: 3 for name in todo}
+    assert landing.rows_per_file(lake) == want
+    again, _ = landing.ingest(lake, "rerun", 1000)
+    assert again.files == [] and landing.rows_per_file(lake) == want
+
+
+def test_two_creators_at_once_make_one_empty_version(settings_factory: Any) -> None:
+    """Both find the table absent and create it at the same moment: one writes version 0, the
+    other takes "already exists" as done; no second creation follows as version 1."""
+    lake = Lake(settings_factory())
+    start = threading.Barrier(2)
+    made: list[int] = []
+
+    def create() -> None:
+        start.wait()
+        made.append(
+            delta.create_empty(lake, landing.TABLE, landing.SCHEMA, configuration=delta.CDF).version()
+        )
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == [0, 0]
+    dt = lake.table(landing.TABLE)
+    assert dt.version() == 0 and dt.schema().to_arrow() == landing.SCHEMA
+    assert dt.metadata().configuration == delta.CDF

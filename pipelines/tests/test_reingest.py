@@ -7,11 +7,15 @@ import json
 from typing import Any
 
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pytest
+from deltalake.exceptions import CommitFailedError
 
 from lakehelpers import bronze_and_silver, read, write_landing
 from lakehouse.app import source_audit
+from lakehouse.app.cli import failures
 from lakehouse.bronze import landing
+from lakehouse.bronze import reingest as reingest_module
 from lakehouse.bronze.reingest import reingest
 from lakehouse.core import delta
 from lakehouse.core.errors import LakehouseError
@@ -123,3 +127,50 @@ def test_cli_maintain_reingest(settings_factory: Any, monkeypatch: Any) -> None:
     assert out.exit_code != 0 and "no ingested landing file named 'x'..'y'" in str(
         out.exception or out.output
     )
+
+
+def _landing_watermarks(lake: Lake) -> list[int]:
+    """The landing app transaction's version in each commit that carries it, oldest first."""
+    fs, path = lake.table_path(landing.TABLE)
+    marks = []
+    for info in sorted(fs.get_file_info(pafs.FileSelector(f"{path}/_delta_log")), key=lambda i: i.path):
+        if not info.path.endswith(".json"):
+            continue
+        with fs.open_input_stream(info.path) as stream:
+            for line in stream.read().decode().splitlines():
+                txn = json.loads(line).get("txn") if line else None
+                if txn and txn["appId"] == landing.APP_ID:
+                    marks.append(int(txn["version"]))
+    return marks
+
+
+def test_a_landing_ingest_between_read_and_commit_fails_the_reingest(
+    settings_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A landing ingest commits after the re-ingest read bronze.events and before it commits:
+    the re-ingest, fenced on the snapshot it read, fails and writes nothing (its watermark would
+    repeat the ingest's); run again, it replaces the file's rows once."""
+    settings = settings_factory()
+    lake = Lake(settings)
+    write_landing(lake, "a.jsonl", [event(1), event(2)])
+    landing.ingest(lake, "first", 1000)
+    write_landing(lake, "a.jsonl", [event(1), event(2), event(3)])  # corrected export
+    write_landing(lake, "b.jsonl", [event(4)])  # new, for the landing ingest
+    real_write = reingest_module.write_deltalake
+
+    def ingest_first(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(reingest_module, "write_deltalake", real_write)
+        result, _ = landing.ingest(lake, "rival", 1000)
+        assert result.files == ["b.jsonl"]
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(reingest_module, "write_deltalake", ingest_first)
+    with pytest.raises(CommitFailedError) as lost:
+        reingest(lake, "loser", "a.jsonl", "a.jsonl")
+    assert failures.transient(lost.value)
+    assert landing.rows_per_file(lake) == {"a.jsonl": 2, "b.jsonl": 1}
+    again = reingest(lake, "rerun", "a.jsonl", "a.jsonl")
+    assert (again.rows_before, again.rows_after) == (2, 3)
+    assert landing.rows_per_file(lake) == {"a.jsonl": 3, "b.jsonl": 1}
+    marks = _landing_watermarks(lake)
+    assert marks == sorted(set(marks)), marks  # every commit moves the watermark on

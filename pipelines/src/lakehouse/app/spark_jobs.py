@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
 
-BRONZE_SOURCES = ("events",)
+BRONZE_SOURCES = ("events", "postgres")
 
 
 def check_bronze_sources(sources: tuple[str, ...]) -> None:
@@ -40,14 +40,27 @@ def bronze(
     run_id: str,
     sources: tuple[str, ...] = ("events",),
 ) -> list[Reconciliation]:
-    """Landing files -> bronze.events through delta-spark, each file exactly once."""
-    from lakehouse.bronze import spark_landing
+    """Landing files -> bronze.events and/or the PostgreSQL source tables -> bronze.<table>
+    (JDBC) through delta-spark. Every table is checked to be Spark's before the first write."""
+    from lakehouse.bronze import landing, postgres_extract, spark_landing, spark_postgres
+    from lakehouse.core import ownership
 
     check_bronze_sources(sources)
+    targets = [landing.TABLE] if "events" in sources else []
+    targets += [t.bronze for t in postgres_extract.SOURCE_TABLES] if "postgres" in sources else []
+    for table in targets:
+        ownership.check(lake, table, ownership.SPARK)
+    recs: list[Reconciliation] = []
     with lineage.step(lake, "bronze", sources), step_lock(settings, "bronze"):
-        _, rec = spark_landing.ingest(spark, lake, run_id, settings.bronze.max_rows_per_commit)
-        ops_db.record_reconciliation(lake, settings.postgres, [rec])
-    return [rec]
+        if "events" in sources:
+            _, rec = spark_landing.ingest(spark, lake, run_id, settings.bronze.max_rows_per_commit)
+            recs.append(rec)
+        if "postgres" in sources:
+            recs += spark_postgres.extract_all(
+                spark, lake, settings.postgres, run_id, settings.bronze.extract_lookback_minutes
+            )
+        ops_db.record_reconciliation(lake, settings.postgres, recs)
+    return recs
 
 
 def silver(spark: SparkSession, lake: Lake, settings: Settings, run_id: str) -> list[Reconciliation]:

@@ -10,7 +10,6 @@ ingestion time); malformed records land like any other and silver quarantines th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
@@ -20,7 +19,7 @@ from typing import cast
 import pyarrow as pa
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lakehouse.bronze.landing import SCHEMA, TABLE
 from lakehouse.bronze.stream_sink import FlushResult, Sink
@@ -161,18 +160,9 @@ class BronzeSink(Sink):
 
     def _create(self) -> DeltaTable:
         """Create bronze.events empty (schema + Change Data Feed) before the first data commit, so
-        every data commit is an append against a known snapshot (the app-id fence needs one)."""
-        # created concurrently by someone else: fine, it exists now
-        with contextlib.suppress(CommitFailedError, DeltaError):
-            DeltaTable.create(
-                self.uri,
-                schema=SCHEMA,
-                mode="ignore",
-                configuration=delta.CDF,
-                storage_options=self.lake.options(TABLE),
-                commit_properties=CommitProperties(custom_metadata={"lakehouse.source": "kafka/create"}),
-            )
-        return DeltaTable(self.uri, storage_options=self.lake.options(TABLE))
+        every data commit is an append against a known snapshot (the app-id fence needs one).
+        Created at the same moment by another sink or a landing ingest: fine, it exists now."""
+        return delta.create_empty(self.lake, TABLE, SCHEMA, configuration=delta.CDF, source="kafka/create")
 
     def load_offsets(self, partitions: list[int]) -> dict[int, int | None]:
         dt = self._table()

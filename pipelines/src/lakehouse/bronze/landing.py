@@ -5,6 +5,8 @@ one Delta commit, so a run killed at any point and rerun neither loses nor repea
 Concurrent runs are fenced: a run reads the ingested files and its app transaction from one
 snapshot and commits against that snapshot, so delta-rs fails the commit of a run that another
 run's commit (same app id) overtook; the loser writes nothing and a rerun takes up the rest.
+A run that finds bronze.events absent creates it empty first (a commit of its own, which a
+run creating it at the same moment takes as done), so even its first commit is fenced.
 
 Which files: NDJSON (`.jsonl`, `.ndjson`, `.json`), plain or compressed (`.gz`, `.zst`, `.bz2`,
 read through Arrow's codecs). Nothing else is dropped in silence: a file with another extension,
@@ -27,7 +29,6 @@ import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
 from lakehouse.core import delta, ownership
-from lakehouse.core.errors import TransientError
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import Lake
 
@@ -195,9 +196,9 @@ def list_landing(lake: Lake, fs: pafs.FileSystem, base: str, snapshot: DeltaTabl
     return out
 
 
-def rows_per_file(lake: Lake) -> dict[str, int]:
-    """Rows bronze.events holds per landing file."""
-    dt = delta.open_table(lake, TABLE)
+def rows_per_file(lake: Lake, dt: DeltaTable | None = None) -> dict[str, int]:
+    """Rows bronze.events holds per landing file (in `dt`, the table as a run read it)."""
+    dt = dt if dt is not None else delta.open_table(lake, TABLE)
     if dt is None:
         return {}
     col = delta.dataset(lake, dt).to_table(
@@ -230,6 +231,12 @@ def ingest(
     # newer version than the listing was read from would not see a competing run's files
     snapshot = delta.open_table(lake, TABLE)
     listing = list_landing(lake, fs, base, snapshot)
+    if snapshot is None and listing.todo:
+        # a first commit that also creates the table has nothing to be fenced against (two runs
+        # could both create it and both add their rows): the table is created empty in a commit
+        # of its own, whichever run gets there first, and the listing read again from it
+        snapshot = delta.create_empty(lake, TABLE, SCHEMA, configuration=delta.CDF, source="landing/events")
+        listing = list_landing(lake, fs, base, snapshot)
     todo = listing.todo
     result = LandingResult(
         already_ingested=len(listing.ingested),
@@ -246,18 +253,12 @@ def ingest(
     batch_id = new_batch_id()
 
     def flush() -> None:
-        nonlocal pending, names, rows, version, batch_id, snapshot
+        nonlocal pending, names, rows, version, batch_id
         if not pending:
             return
         version += 1
-        creating = snapshot is None
-        if creating and lake.exists(TABLE):
-            raise _overtaken()
         # against the snapshot, delta-rs rebases past other commits only when none of them
-        # carries this app id (and moves the snapshot on to this commit). A commit creating the
-        # table has nothing to check against: delta-rs puts it after another run's creation as
-        # if it were an append, so the check above narrows that to the instant between looking
-        # and committing
+        # carries this app id (and moves the snapshot on to this commit)
         delta.append(
             lake,
             TABLE,
@@ -270,10 +271,6 @@ def ingest(
             batch_id=batch_id,
             run_id=run_id,
         )
-        if creating:
-            # the version this commit created, not the newest: a later commit of another run
-            # must fail this run's next commit as it would have failed against any snapshot
-            snapshot = lake.table(TABLE, version=0)
         result.commits += 1
         result.files.extend(names)
         rec.inserted += rows
@@ -308,13 +305,6 @@ def ingest(
         notes.append(f"{result.ignored} in-progress or marker files ignored")
     rec.detail = "; ".join(notes)
     return result, rec.finish()
-
-
-def _overtaken() -> TransientError:
-    return TransientError(
-        f"another landing ingest committed to {TABLE} meanwhile: this run stops; a new one "
-        "takes up the files still to do"
-    )
 
 
 def new_batch_id() -> str:

@@ -15,6 +15,7 @@ import duckdb
 import pyarrow.compute as pc
 from duckdb_extensions import import_extension
 
+from lakehouse.bronze.row_hash import duckdb_sql
 from lakehouse.core import delta
 from lakehouse.core.errors import ServiceError
 from lakehouse.core.reconcile import Reconciliation
@@ -95,9 +96,7 @@ def extract_table(
     hwm = high_water_mark(lake, table)
     lower = hwm - lookback if hwm else None
     columns = [r[0] for r in con.execute(f"DESCRIBE src.{SCHEMA}.{table.name}").fetchall()]
-    row_hash = (
-        "md5(concat_ws('|', " + ", ".join(f"COALESCE(CAST({c} AS VARCHAR), '∅')" for c in columns) + "))"
-    )
+    row_hash = duckdb_sql(columns)  # the canonical text form both engines hash (bronze.row_hash)
     where = "WHERE updated_at >= ?" if lower else ""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE extracted AS SELECT *, {row_hash} AS _row_hash "

@@ -48,13 +48,18 @@ def reingest(lake: Lake, run_id: str, first: str, last: str) -> ReingestResult:
         raise LakehouseError(f"re-ingest range is empty: {first!r} sorts after {last!r}")
     ownership.check(lake, landing.TABLE, ownership.EMBEDDED)
     fs, base = lake.landing("events")
-    listing = landing.list_landing(lake, fs, base)
+    # one snapshot for which files are ingested, their rows, the watermark and the commit, as a
+    # landing ingest does: a landing ingest or another re-ingest committing after this read
+    # fails this commit (delta-rs: same app id) instead of slipping in between unseen
+    snapshot = delta.open_table(lake, landing.TABLE)
+    listing = landing.list_landing(lake, fs, base, snapshot)
     chosen = [f for f in listing.ingested if in_range(f.name, first, last)]
     if not chosen:
         pending = [f.name for _, f in listing.todo if in_range(f.name, first, last)]
         hint = f" ({len(pending)} not ingested yet: `lakehouse bronze` takes them)" if pending else ""
         raise LakehouseError(f"no ingested landing file named {first!r}..{last!r}{hint}")
-    held = landing.rows_per_file(lake)
+    assert snapshot is not None, "files are ingested, so bronze.events exists"
+    held = landing.rows_per_file(lake, snapshot)
     batch_id = landing.new_batch_id()
     at = datetime.now(UTC)
     parts: list[pa.Table] = []
@@ -72,9 +77,9 @@ def reingest(lake: Lake, run_id: str, first: str, last: str) -> ReingestResult:
     result = ReingestResult(files=names, rows_before=sum(held.get(n, 0) for n in names))
     rec = Reconciliation(run_id, "bronze", "landing/events (re-ingest)", landing.TABLE)
     rec.rows_in = rows
-    version = (delta.txn_version(lake, landing.TABLE, landing.APP_ID) or 0) + 1
+    version = (snapshot.transaction_version(landing.APP_ID) or 0) + 1
     write_deltalake(
-        lake.table_uri(landing.TABLE),
+        snapshot,
         pa.concat_tables(parts) if parts else landing.SCHEMA.empty_table(),
         mode="overwrite",
         predicate=f"source_system = 'landing' AND source_file IN ({', '.join(map(_quote, names))})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +20,7 @@ from deltalake import (
     WriterProperties,
     write_deltalake,
 )
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lakehouse.core.storage import LAYERS, Lake
 
@@ -31,8 +32,12 @@ ROW_METRICS = ("num_added_rows", "num_output_rows", "numOutputRows")
 def commit_props(app_id: str | None, version: int | None, **metadata: Any) -> CommitProperties:
     """Commit properties carrying an app transaction (exactly-once marker) and audit metadata."""
     txns = [Transaction(app_id, int(version))] if app_id is not None and version is not None else None
+    return CommitProperties(app_transactions=txns, custom_metadata=_metadata(metadata), max_commit_retries=20)
+
+
+def _metadata(metadata: dict[str, Any]) -> dict[str, str] | None:
     meta = {f"lakehouse.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    return CommitProperties(app_transactions=txns, custom_metadata=meta or None, max_commit_retries=20)
+    return meta or None
 
 
 def append(
@@ -82,6 +87,47 @@ def overwrite(lake: Lake, table: str, data: pa.Table, **metadata: Any) -> None:
         storage_options=lake.options(table),
         commit_properties=commit_props(None, None, **metadata),
     )
+
+
+def create_empty(
+    lake: Lake,
+    table: str,
+    schema: pa.Schema,
+    *,
+    partition_by: list[str] | None = None,
+    configuration: dict[str, str] | None = None,
+    **metadata: Any,
+) -> DeltaTable:
+    """`table`, created empty (schema, partitioning, properties) in a commit of its own when it
+    does not exist yet; its newest version either way.
+
+    Writers that fence their appends against a snapshot create the table this way first: a
+    commit that creates a table has no snapshot to be checked against, so two runs that both
+    found the table absent could both append their rows. The creating commit is tried once,
+    never rebased: of two runs creating at once one writes version 0 and the other's commit
+    fails, which means the table exists now, which is all it wanted."""
+    dt = open_table(lake, table)
+    if dt is not None:
+        return dt
+    # CommitFailedError: another run created it first, which the look below confirms
+    with contextlib.suppress(CommitFailedError):
+        DeltaTable.create(
+            lake.table_uri(table),
+            schema=schema,
+            mode="ignore",
+            partition_by=partition_by,
+            configuration=configuration,
+            storage_options=lake.options(table),
+            # retried, delta-rs would put this creation after the other run's as one more
+            # version that changes the metadata, failing every append made against version 0
+            commit_properties=CommitProperties(
+                custom_metadata=_metadata({"created_empty": True, **metadata}), max_commit_retries=0
+            ),
+        )
+    created = open_table(lake, table)
+    if created is None:
+        raise TableNotFoundError(f"{table} could not be created at {lake.table_uri(table)}")
+    return created
 
 
 def open_table(lake: Lake, table: str) -> DeltaTable | None:

@@ -59,12 +59,18 @@ def append(
     **metadata: Any,
 ) -> None:
     """Append `frame` to `uri` in one commit, with (app_id, txn_version) and the audit metadata."""
-    meta = {f"lakehouse.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     writer = frame.write.format("delta").mode("append")
     if app_id is not None and txn_version is not None:
         writer = writer.option("txnAppId", app_id).option("txnVersion", str(int(txn_version)))
-    if meta:
-        writer = writer.option("userMetadata", json.dumps(meta, sort_keys=True))
+    if metadata:
+        writer = writer.option("userMetadata", user_metadata(**metadata))
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     writer.save(uri)
+
+
+def user_metadata(**metadata: Any) -> str:
+    """The commit's audit metadata as delta-spark's userMetadata, with the keys `core.delta` gives
+    the embedded engine's commits."""
+    meta = {f"lakehouse.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    return json.dumps(meta, sort_keys=True)

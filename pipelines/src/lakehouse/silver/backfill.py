@@ -5,7 +5,7 @@ same transform as the incremental run (`events_sql`), over the whole of bronze a
 deduplication decides as it did (first by ingestion order wins). What falls in the event-date
 range then replaces silver's rows for that range:
 
-- silver.events: one overwrite commit with the predicate `event_date BETWEEN first AND last`
+- silver.events: one overwrite commit with the predicate `first <= event_date <= last`
   (rows of other dates are untouched);
 - silver.quarantine_events: one MERGE on the bronze row identity (batch_id, ordinal): a row still
   quarantined gets its new reasons, a row that now passes leaves, a newly rejected row arrives.
@@ -17,8 +17,10 @@ same backfill twice gives the same tables. The reconciliation counts the bronze 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -63,16 +65,25 @@ class BackfillResult:
 
 def batch_versions(lake: Lake) -> dict[str, int]:
     """batch_id -> the bronze.events version that appended it, from the commit log's metadata
-    (landing and Kafka commits carry their batch id)."""
+    (landing and Kafka commits carry their batch id: delta-rs commits as a key of their own,
+    delta-spark commits inside userMetadata, a JSON object of the same keys)."""
     dt = delta.open_table(lake, SOURCE)
     if dt is None:
         return {}
     out = {}
     for entry in dt.history():
-        batch = entry.get("lakehouse.batch_id")
+        batch = entry.get("lakehouse.batch_id") or _user_metadata(entry).get("lakehouse.batch_id")
         if batch:
             out[str(batch).strip('"')] = int(entry["version"])
     return out
+
+
+def _user_metadata(entry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        meta = json.loads(entry.get("userMetadata") or "{}")
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _watermark(lake: Lake) -> int:
@@ -84,17 +95,60 @@ def _watermark(lake: Lake) -> int:
     return min(int(m) for m in marks)  # type: ignore[arg-type]
 
 
-def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last: date) -> BackfillResult:
-    """Classify the events dated first..last again and replace them in silver (see the module)."""
+def prepare(lake: Lake, first: date, last: date, engine: str) -> tuple[int, dict[str, int]]:
+    """What either engine checks before a backfill reads anything: a non-empty range, bronze and
+    silver present, both silver tables written by `engine`. Returns (the bronze version silver
+    has absorbed, batch_id -> bronze version)."""
     if first > last:
         raise LakehouseError(f"backfill range is empty: {first} > {last}")
-    bronze = delta.open_table(lake, SOURCE)
-    if bronze is None:
+    if delta.open_table(lake, SOURCE) is None:
         raise LakehouseError("bronze.events does not exist yet: nothing to backfill")
     for table in (EVENTS, QUARANTINE):
-        ownership.check(lake, table, ownership.EMBEDDED)
-    absorbed = _watermark(lake)
-    versions = batch_versions(lake)
+        ownership.check(lake, table, engine)
+    return _watermark(lake), batch_versions(lake)
+
+
+def unknown_batches(count: int, example: object) -> LakehouseError:
+    return LakehouseError(
+        f"bronze.events holds {count} batch(es) whose commit is no longer in its log "
+        f"(e.g. {example}): a backfill needs the log of every batch it reads"
+    )
+
+
+def in_range(first: date, last: date) -> str:
+    """The event-date predicate of the range, in SQL both engines read. Two comparisons, not
+    BETWEEN: Spark 4.1 rewrites BETWEEN into an expression its replaceWhere check cannot resolve
+    (an INTERNAL_ERROR)."""
+    return f"event_date >= DATE '{first.isoformat()}' AND event_date <= DATE '{last.isoformat()}'"
+
+
+def result(
+    run_id: str,
+    first: date,
+    last: date,
+    counts: dict[str, int],
+    events: tuple[int, int],
+    quarantined: tuple[int, int],
+) -> BackfillResult:
+    """The backfill's result and reconciliation: the classified rows of the range (`counts` by
+    outcome) against what silver.events and the quarantine hold for it afterwards, read back."""
+    rec = Reconciliation(run_id, "silver", f"{SOURCE} {first}..{last}", f"{EVENTS} + {QUARANTINE}")
+    rec.rows_in = sum(counts.values())
+    rec.inserted = events[1]
+    rec.duplicates = counts.get("duplicate", 0)
+    rec.quarantined = quarantined[1]
+    rec.detail = (
+        f"backfill {first}..{last}: silver.events {events[0]} -> {events[1]}, "
+        f"quarantine {quarantined[0]} -> {quarantined[1]}"
+    )
+    return BackfillResult(first, last, *events, *quarantined, rec.finish())
+
+
+def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last: date) -> BackfillResult:
+    """Classify the events dated first..last again and replace them in silver (see the module)."""
+    absorbed, versions = prepare(lake, first, last, ownership.EMBEDDED)
+    bronze = delta.open_table(lake, SOURCE)
+    assert bronze is not None
     con = lake.duckdb(memory_limit=silver.duckdb_memory_limit)
     try:
         lake.duckdb_s3(con)
@@ -110,10 +164,7 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
             "WHERE batch_id NOT IN (SELECT batch_id FROM batch_versions)"
         ).fetchone()
         if unknown and unknown[1]:
-            raise LakehouseError(
-                f"bronze.events holds {unknown[1]} batch(es) whose commit is no longer in its log "
-                f"(e.g. {unknown[0]}): a backfill needs the log of every batch it reads"
-            )
+            raise unknown_batches(unknown[1], unknown[0])
         con.execute(
             f"""CREATE TEMP VIEW bronze_rows AS
                 SELECT s.*, v.commit_version FROM bronze_snapshot AS s
@@ -136,16 +187,16 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
         )
         columns = [*EVENT_COLUMNS, *(x.name for x in extras)]
         select = ", ".join([*columns, *(f"{src} AS {out}" for out, src in AUDIT_COLUMNS)])
-        in_range = f"event_date BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+        range_sql = in_range(first, last)
         con.execute(
-            f"CREATE TEMP TABLE classified AS SELECT outcome, reasons, {select} FROM ({transform}) WHERE {in_range}"
+            f"CREATE TEMP TABLE classified AS SELECT outcome, reasons, {select} FROM ({transform}) WHERE {range_sql}"
         )
         counts = dict(con.execute("SELECT outcome, count(*) FROM classified GROUP BY 1").fetchall())
 
         events = delta.open_table(lake, EVENTS)
         assert events is not None
         target = pa.schema(events.schema())
-        before_events = _count(con, lake, EVENTS, in_range)
+        before_events = _count(con, lake, EVENTS, range_sql)
         rows = con.execute(
             f"SELECT {', '.join(target.names)} FROM classified WHERE outcome = 'insert'"
         ).to_arrow_table()
@@ -153,7 +204,7 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
             lake.table_uri(EVENTS),
             rows.select(target.names).cast(target),
             mode="overwrite",
-            predicate=in_range.replace("DATE ", ""),
+            predicate=range_sql.replace("DATE ", ""),
             storage_options=lake.storage_options,
             commit_properties=delta.commit_props(
                 None, None, operation="backfill", run_id=run_id, event_dates=f"{first}..{last}"
@@ -162,18 +213,9 @@ def reprocess(lake: Lake, silver: SilverSettings, run_id: str, first: date, last
 
         quarantine_before, quarantine_after = _replace_quarantine(lake, con, run_id, first, last)
         # what the tables hold now, read back, against the rows of the range
-        after_events = _count(con, lake, EVENTS, in_range)
-        rec = Reconciliation(run_id, "silver", f"{SOURCE} {first}..{last}", f"{EVENTS} + {QUARANTINE}")
-        rec.rows_in = sum(counts.values())
-        rec.inserted = after_events
-        rec.duplicates = counts.get("duplicate", 0)
-        rec.quarantined = quarantine_after
-        rec.detail = (
-            f"backfill {first}..{last}: silver.events {before_events} -> {after_events}, "
-            f"quarantine {quarantine_before} -> {quarantine_after}"
-        )
-        return BackfillResult(
-            first, last, before_events, after_events, quarantine_before, quarantine_after, rec.finish()
+        after_events = _count(con, lake, EVENTS, range_sql)
+        return result(
+            run_id, first, last, counts, (before_events, after_events), (quarantine_before, quarantine_after)
         )
     finally:
         con.close()

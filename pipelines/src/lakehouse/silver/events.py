@@ -341,7 +341,11 @@ def _append(
     at once only one absorbs a bronze version; the other stops with a TransientError (a new
     attempt starts from the new mark) or delta-rs's CommitFailedError, writing nothing."""
     snapshot = delta.open_table(lake, table)
-    if snapshot is not None and snapshot.transaction_version(APP_ID) != marks[table]:
+    if snapshot is None:
+        # created empty in a commit of its own first: a commit creating the table could not be
+        # fenced, and two runs that both found it absent would both add their rows
+        snapshot = delta.create_empty(lake, table, rows.schema, partition_by=partition_by, source=SOURCE)
+    if snapshot.transaction_version(APP_ID) != marks[table]:
         raise TransientError(
             f"another silver run absorbed bronze versions into {table} meanwhile "
             f"(mark {snapshot.transaction_version(APP_ID)}, this run read {marks[table]}): "

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lakehouse.core.settings import Settings
     from lakehouse.core.storage import Lake
     from lakehouse.maintenance.ops import MaintenanceResult
+    from lakehouse.silver.backfill import BackfillResult
 
 app = typer.Typer(
     help="Table maintenance: OPTIMIZE (compaction, Z-order), VACUUM, checkpoints, restore, backfill.",
@@ -299,7 +300,7 @@ def backfill_cmd(
 ) -> None:
     """Classify the events of a date range again from bronze (after a rule change) and replace
     that range in silver.events and the quarantine, one commit per table; idempotent."""
-    from lakehouse.core import lineage
+    from lakehouse.core import lineage, ownership
     from lakehouse.core.reconcile import new_run_id
     from lakehouse.silver import backfill
 
@@ -308,15 +309,32 @@ def backfill_cmd(
         raise LakehouseError(f"backfill range is empty: {first} > {last}")
     settings = cli_settings(env, set_)
     lake = existing_lake(settings)
-    tables = ["silver.events", "silver.quarantine_events"]
-    with lineage.job_run(settings, "lakehouse.maintenance.backfill", ["bronze.events"], tables, lake=lake):
+    spark_owned = [t for t in BACKFILLED if ownership.owner(lake, t) == ownership.SPARK]
+    if spark_owned:
+        raise LakehouseError(
+            f"{spark_owned[0]} is written by the spark engine: backfill it with "
+            f"`lakehouse spark backfill --from {first} --to {last}`"
+        )
+    with lineage.job_run(
+        settings, "lakehouse.maintenance.backfill", ["bronze.events"], BACKFILLED, lake=lake
+    ):
         result = backfill.reprocess(lake, settings.silver, new_run_id(), first, last)
+    show_backfill(settings, lake, result, gold, as_json)
+
+
+BACKFILLED = ["silver.events", "silver.quarantine_events"]
+
+
+def show_backfill(settings: Settings, lake: Lake, result: BackfillResult, gold: bool, as_json: bool) -> None:
+    """A backfill's outcome as `lakehouse maintain backfill` and `lakehouse spark backfill` show
+    it, after the gold rebuild when asked; exit 1 when unbalanced or gold failed."""
     built = None
     if gold:
         from lakehouse.gold import build as gold_build
         from lakehouse.gold.dbt import DbtProject
 
         built = gold_build.build(DbtProject.from_settings(settings), lake).ok
+    first, last = result.first, result.last
     rec = result.reconciliation
     payload = {
         "from": str(first),

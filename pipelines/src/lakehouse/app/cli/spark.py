@@ -10,6 +10,7 @@ the engine that does not own a table refuses to write it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -123,14 +124,31 @@ def bronze(
     set_: SetOpt = None,
     master: MasterOpt = None,
     driver_memory: MemoryOpt = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="events (landing files, the default) and/or postgres (the source tables over JDBC)"
+        ),
+    ] = None,
     all_rows: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Landing files -> bronze.events on Spark, each file exactly once."""
+    """Landing files -> bronze.events on Spark, each file exactly once; with --source postgres the
+    PostgreSQL source tables -> bronze.<table> over JDBC, incrementally by updated_at."""
     from lakehouse.app import spark_jobs
+    from lakehouse.app.cli import validate
 
+    sources = tuple(validate.choices(source or ["events"], spark_jobs.BRONZE_SOURCES, "--source"))
     current = cli_settings(env, set_)
-    _step(current, writable_lake(current), spark_jobs.bronze, master, driver_memory, all_rows, as_json)
+    _step(
+        current,
+        writable_lake(current),
+        lambda spark, lake, settings, run_id: spark_jobs.bronze(spark, lake, settings, run_id, sources),
+        master,
+        driver_memory,
+        all_rows,
+        as_json,
+    )
 
 
 @app.command()
@@ -352,3 +370,42 @@ def restore(
         lambda s, _settings, lake, name: spark_ops.restore(s, lake, name, version),
         check=lambda lake, name: spark_ops.check_restore(lake, name, version),
     )
+
+
+@app.command()
+def backfill(
+    start: Annotated[
+        datetime, typer.Option("--from", help="first event date (YYYY-MM-DD)", formats=["%Y-%m-%d"])
+    ],
+    end: Annotated[datetime, typer.Option("--to", help="last event date, inclusive", formats=["%Y-%m-%d"])],
+    gold: Annotated[
+        bool, typer.Option(help="rebuild gold afterwards (its models read the whole of silver)")
+    ] = False,
+    env: EnvOpt = None,
+    set_: SetOpt = None,
+    master: MasterOpt = None,
+    driver_memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """`lakehouse maintain backfill` for Spark-owned silver: the events of a date range classified
+    again from bronze, replaced in silver.events (one replaceWhere commit) and the quarantine (one
+    MERGE); idempotent. Refused before Spark starts when silver is the embedded engine's."""
+    from lakehouse.app.cli.maintain import BACKFILLED, show_backfill
+    from lakehouse.core import lineage, ownership
+    from lakehouse.core.errors import LakehouseError
+    from lakehouse.core.reconcile import new_run_id
+    from lakehouse.silver import backfill as embedded_backfill
+    from lakehouse.silver.spark import backfill as spark_backfill
+
+    first, last = start.date(), end.date()
+    if first > last:
+        raise LakehouseError(f"backfill range is empty: {first} > {last}")
+    current = cli_settings(env, set_)
+    lake = existing_lake(current)
+    embedded_backfill.prepare(lake, first, last, ownership.SPARK)
+    spark = _session(current, master, driver_memory)
+    with lineage.job_run(current, "lakehouse.maintenance.backfill", ["bronze.events"], BACKFILLED, lake=lake):
+        result = _run(
+            lambda: spark_backfill.reprocess(spark, lake, current.silver, new_run_id(), first, last)
+        )
+    show_backfill(current, lake, result, gold, as_json)
