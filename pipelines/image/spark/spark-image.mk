@@ -45,4 +45,4 @@ image-spark-push: image-spark ## Push the Spark image to IMAGE_REGISTRY
 	$(IMAGE_PODMAN) push $(SPARK_IMAGE_REPOSITORY):$(IMAGE_TAG) $(IMAGE_REGISTRY)/$(SPARK_IMAGE_REPOSITORY):$(IMAGE_TAG)
 
 test-image-spark: setup image-spark ## Run the Spark image: spark-submit in the container writes what the host's embedded run writes
-	cd pipelines && LAKEHOUSE_SPARK_IMAGE_UNDER_TEST=$(SPARK_IMAGE_REPOSITORY):$(IMAGE_TAG) $(PYTEST) -q -p tests.conftest image/spark/test_spark_image.py
+	cd pipelines && PYTHONPATH=tests LAKEHOUSE_SPARK_IMAGE_UNDER_TEST=$(SPARK_IMAGE_REPOSITORY):$(IMAGE_TAG) $(PYTEST) -q -p tests.conftest image/spark/test_spark_image.py
