@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.core.errors import ServiceError
 from lakehouse.core.jvm import JvmError, class_archive, find_java, load_bundle
-from lakehouse.services.apache_kafka import ApacheKafka
+from lakehouse.services.apache_kafka import ApacheKafka, new_cluster_id
 from lakehouse.services.kafka import LocalKafka, find_tansu
 from lakehouse.services.process import LOOPBACK, free_port, listening
 
@@ -428,3 +428,17 @@ def test_resolver_refuses_a_changed_jar_and_a_stale_lock(tmp_path: Path) -> None
         "jvm: pipelines/jvm/kafka/jars.lock.json is stale: pipelines/jvm/kafka/pom.xml changed since "
         "the lock was made; run `make jvm-lock` to accept the new set\n"
     )
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One random id in 64 starts with "-", which Kafka's storage tool takes for an option; the
+    broker then failed to format its storage. Here the first UUID drawn gives such an id."""
+    import base64
+
+    dash = uuid.UUID(bytes=b"\xf8" + bytes(15))
+    assert base64.urlsafe_b64encode(dash.bytes).decode().startswith("-")
+    draws = iter([dash, uuid.UUID(int=1)])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    cluster_id = new_cluster_id()
+    assert cluster_id == base64.urlsafe_b64encode(uuid.UUID(int=1).bytes).decode().rstrip("=")
+    assert not cluster_id.startswith("-")

@@ -57,6 +57,16 @@ from lakehouse.services.process import free_port, listening, port_in_use, write_
 MAIN_CLASS = "kafka.Kafka"
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (a UUID in URL-safe base64, as Kafka writes them). One in 64 of
+    those starts with "-", which Kafka's storage tool reads as an option ("--cluster-id: expected
+    one argument"); Kafka's own Uuid.randomUuid draws again in that case, and so does this."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass
 class ApacheKafka(SpawnedService):
     """Start/stop/status of the project's own Apache Kafka broker. All methods are idempotent."""
@@ -336,7 +346,7 @@ class ApacheKafka(SpawnedService):
         (self.base / "log4j2.properties").write_text(LOG4J2)
 
     def _format(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = [
             str(find_java().executable),
             "-Xmx256m",
