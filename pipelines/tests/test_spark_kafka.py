@@ -38,10 +38,10 @@ from lakehouse.core import ownership
 from lakehouse.core.jvm import JvmError, find_java, load_bundle
 from lakehouse.core.kafka import BrokerUnavailable
 from lakehouse.core.settings import KAFKA_PASSWORD_ENV, Settings
-from lakehouse.core.spark import SparkOptions, build_session, spark_bundle, stop_session
 from lakehouse.core.storage import Lake
 from lakehouse.services.apache_kafka import ApacheKafka
 from lakehouse.services.process import free_port
+from sparkhelpers import spark_session
 from test_streaming_exactly_once import PIPELINES, assert_exactly_once, cli_env, read_topic
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -75,33 +75,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
 
 @pytest.fixture(scope="module")
 def spark(settings_factory: Any) -> Iterator[Any]:
-    try:
-        find_java()
-        spark_bundle()
-    except JvmError as exc:
-        pytest.skip(f"Spark cannot run here: {exc}")
-    from pyspark import SparkContext
-
-    saved = None
-    if SparkContext._jvm is not None:  # another module's JVM: set aside, given back afterwards
-        from pyspark.sql import SparkSession
-
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            active.stop()
-        saved = (SparkContext._gateway, SparkContext._jvm)
-        SparkContext._gateway = SparkContext._jvm = None
-    options = SparkOptions(
-        app_name="lakehouse-spark-kafka",
-        conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"},
-    )
-    session = build_session(settings_factory(), options)
-    try:
-        yield session
-    finally:
-        stop_session(session)
-        if saved is not None:
-            SparkContext._gateway, SparkContext._jvm = saved
+    yield from spark_session(settings_factory, "lakehouse-spark-kafka")
 
 
 def topic_settings(settings_factory: Any, kafka: ApacheKafka, **extra: Any) -> Settings:
