@@ -87,7 +87,17 @@ PG_STAGES = ("postgres", "scd2", "current-state")
 SERVICE_RESTARTS = ("restart-postgres",)
 # stages with a service of their own (a Kafka broker, an S3 server): bench/chaos_services.py
 SERVICE_STAGES = ("kafka", "speed", "restart-kafka", "restart-s3-landing", "restart-s3-silver")
-SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS, *SERVICE_STAGES)
+# the Spark jobs (`lakehouse spark ...`) killed with their JVM: bench/chaos_spark.py
+SPARK_STAGES = (
+    "spark-landing",
+    "spark-postgres",
+    "spark-silver",
+    "spark-scd2-current",
+    "spark-backfill",
+    "spark-optimize",
+    "spark-vacuum",
+)
+SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS, *SERVICE_STAGES, *SPARK_STAGES)
 _PG_KEYS = {
     "customers": ("customer_id",),
     "products": ("product_id",),
@@ -626,7 +636,8 @@ def suite(
         results = []
         try:
             # the speed layer writes to PostgreSQL, and Kafka -> bronze records its lag there
-            if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka"}:
+            pg_spark = {"spark-postgres", "spark-scd2-current"}
+            if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka", *pg_spark}:
                 pg = start_postgres(base)
                 prepare_postgres(base, inputs)
             services.start(stages, base)
@@ -650,11 +661,13 @@ def _run_all(
     on_stage: Callable[[StageResult], None] | None,
     services: Any = None,
 ) -> list[StageResult]:
-    from bench import chaos_services
+    from bench import chaos_services, chaos_spark
 
     results = []
     for stage in stages:
-        if stage in SERVICE_STAGES:
+        if stage in SPARK_STAGES:
+            r = chaos_spark.run(stage, trials, base, inputs, rng, stages)
+        elif stage in SERVICE_STAGES:
             r = chaos_services.run(stage, trials, base, inputs, rng, services)
         elif stage in SERVICE_RESTARTS:
             r = run_postgres_restart(stage, trials, base, inputs, rng, pg)
