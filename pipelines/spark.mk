@@ -4,7 +4,8 @@
 # tests (engine switch mid-history, SIGKILL + rerun, S3A, the whole silver job's MERGEs from PostgreSQL, the engine setting through the CLI, OPTIMIZE/VACUUM/RESTORE,
 # backfill against the embedded backfill, dbt gold on Spark-written silver, the PostgreSQL extract
 # over JDBC against the embedded extract; Kafka -> bronze on Structured Streaming: parity, hand-over
-# both ways, SCRAM + TLS, SIGKILL of the job's process tree) are marked spark_long.
+# both ways, SCRAM + TLS, SIGKILL of the job's process tree; the fault suite's Spark stages, two
+# trials each) are marked spark_long.
 
 .PHONY: test-spark
 

@@ -37,7 +37,11 @@ and PostgreSQL on free ports):
 * `restart-s3-landing`  the S3 server SIGKILLed while landing runs on an s3:// lake, started again
 * `restart-s3-silver`   the same while silver runs
 
-Not covered here yet: gold build and publish, the Spark jobs, and the local tansu broker (the
+The Spark jobs (bench/chaos_spark.py; `lakehouse spark ...` killed with its JVM, every input lake
+written by Spark, the owner and the watermarks compared too): `spark-landing`, `spark-postgres`,
+`spark-silver`, `spark-scd2-current`, `spark-backfill`, `spark-optimize`, `spark-vacuum`.
+
+Not covered here yet: gold build and publish, and the local tansu broker (the
 Kafka trials run against Apache Kafka; tests/test_streaming_exactly_once.py runs both brokers).
 
 Per trial: a copy of the stage's input lake; the stage in a subprocess, killed with SIGKILL at a

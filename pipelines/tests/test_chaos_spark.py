@@ -20,6 +20,7 @@ def test_every_spark_stage_is_a_scenario_of_the_suite() -> None:
 @pytest.mark.spark
 @pytest.mark.slow
 @pytest.mark.spark_long
+@pytest.mark.timeout(5400)  # 35 Spark JVMs, one after the other: an hour on a loaded 2-core machine
 def test_every_spark_job_killed_and_rerun_loses_and_repeats_nothing(tmp_path: Path) -> None:
     """Two trials of each Spark stage: nothing lost, repeated or unreadable, the owner still
     spark and the watermarks those of the uninterrupted run; in each stage at least one kill
