@@ -334,3 +334,84 @@ def run(
     )
     result.notes += result.details[:20]
     return result
+
+
+def _add(total: SparkResult, one: SparkResult) -> None:
+    for name in (
+        "trials",
+        "killed",
+        "lost",
+        "duplicated",
+        "unreadable",
+        "rerun_failed",
+        "killed_after_commit",
+        "owner_changed",
+        "watermarks_differ",
+    ):
+        setattr(total, name, getattr(total, name) + getattr(one, name))
+    total.seconds += one.seconds
+
+
+def rounds(stages: list[str], until: float, out: Path, seed: int = 1) -> list[SparkResult]:
+    """One trial of each stage in turn, round after round, until the clock passes `until` (a
+    time.time()); a long run whose stages all get trials however early it must stop. The report
+    is `bench.chaos`'s."""
+    rng = random.Random(seed)
+    import tempfile
+
+    totals = {s: SparkResult(s) for s in stages}
+    with tempfile.TemporaryDirectory(prefix="chaos-spark-") as tmp:
+        base = Path(tmp)
+        inputs = chaos.prepare(base)
+        pg = None
+        try:
+            if set(stages) & set(NEEDS_POSTGRES):
+                pg = chaos.start_postgres(base)
+            while time.time() < until:
+                for stage in stages:
+                    if time.time() >= until:
+                        break
+                    one = run(stage, 1, base, inputs, rng, stages)
+                    _add(totals[stage], one)
+                    # the first note describes the stage; the others are this trial's findings
+                    total = totals[stage]
+                    total.notes = [one.notes[0], *total.notes[1:], *one.notes[1:]][:30]
+        finally:
+            if pg is not None:
+                pg.stop()
+                os.environ.pop(chaos.PG_PORT_ENV, None)
+    results = list(totals.values())
+    for r in results:
+        head = r.notes[0].split("; ")[0] if r.notes else f"{r.stage}: no trial"
+        r.notes[:1] = [
+            head,
+            f"{r.killed_after_commit} of {r.killed} kills after the job's first commit; owner not "
+            f"spark {r.owner_changed}x, watermarks differing {r.watermarks_differ}x",
+        ]
+    chaos.report(results, out)
+    return results
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The Spark stages of the fault suite, round after round")
+    parser.add_argument("--stages", default=",".join(SCENARIOS))
+    parser.add_argument("--minutes", type=float, required=True, help="start no trial after this")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = sorted(set(stages) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    results = rounds(stages, time.time() + 60 * args.minutes, Path(args.out), args.seed)
+    print(chaos.report(results, Path(args.out)))
+    if any(r.lost or r.duplicated or r.unreadable or r.rerun_failed or r.owner_changed for r in results):
+        raise SystemExit(1)
+    if any(r.watermarks_differ for r in results):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
