@@ -10,3 +10,6 @@ chaos: setup ## Fault suite: SIGKILL each covered stage at random moments, concu
 
 # the Kafka stages run the project's Apache Kafka broker
 chaos: jars-kafka
+
+# the Spark stages (spark-*) run the pinned Spark jars
+chaos: jars-spark
