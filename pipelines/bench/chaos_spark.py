@@ -81,14 +81,17 @@ class SparkResult(chaos.StageResult):
 
 
 def sets(lake: Path, state: Path) -> list[str]:
-    """`--set` arguments giving the CLI the suite's settings (`bench.chaos._settings`)."""
+    """`--set` arguments giving the CLI the suite's settings (`bench.chaos._settings`, but for
+    silver's chunk)."""
     values: dict[str, Any] = {
         "lake_root": str(lake),
         "state_dir": str(state),
         "generator.events": chaos.EVENTS,
         "generator.event_files": chaos.FILES,
         "bronze.max_rows_per_commit": 500,
-        "silver.chunk_rows": 700,
+        # 3 chunks of silver, not the embedded stages' 9: each Spark chunk is a job of its own
+        # (more than a minute of a loaded 2-core machine), and 3 still leave commits to die between
+        "silver.chunk_rows": 2000,
         "maintenance.vacuum_retention_hours": 0,
         "maintenance.enforce_retention_duration": "false",
         "generator.customers": 400,
