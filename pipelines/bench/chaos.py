@@ -629,17 +629,20 @@ def suite(
     on_stage: Callable[[StageResult], None] | None = None,
 ) -> list[StageResult]:
     rng = random.Random(seed)
+    from bench import chaos_services
+
+    pg_stages = {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka", *GOLD_STAGES}
+    chaos_services.preflight(stages, bool(set(stages) & pg_stages), bool(set(stages) & set(GOLD_STAGES)))
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)
-        from bench import chaos_services
 
         pg = None
         services = chaos_services.Services()
         results = []
         try:
             # the speed layer writes to PostgreSQL, and Kafka -> bronze records its lag there
-            if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka", *GOLD_STAGES}:
+            if set(stages) & pg_stages:
                 pg = start_postgres(base)
                 prepare_postgres(base, inputs)
             if set(stages) & set(GOLD_STAGES):
@@ -691,6 +694,17 @@ def _run_all(
     return results
 
 
+def one_line(exc: BaseException) -> str:
+    """The suite's own errors (RuntimeError) say what failed themselves; anything else is told
+    as the command line tells it."""
+    if type(exc) is RuntimeError:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        return lines[0] if lines else "RuntimeError"
+    from lakehouse.app.cli.failures import describe
+
+    return describe(exc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
@@ -724,9 +738,14 @@ def main() -> None:
     from lakehouse.core.settings import load_settings
 
     out = Path(args.out) if args.out else load_settings("local").state_path / "chaos" / "report.md"
-    results = suite(
-        args.trials, stages, out, args.seed, on_stage=lambda r: print(json.dumps(r.__dict__), flush=True)
-    )
+    try:
+        results = suite(
+            args.trials, stages, out, args.seed, on_stage=lambda r: print(json.dumps(r.__dict__), flush=True)
+        )
+    except Exception as exc:  # a set-up failure (a missing jar cache, a service that did not start)
+        if os.environ.get("LAKEHOUSE_DEBUG", "").strip() not in ("", "0", "false"):
+            raise
+        raise SystemExit(f"chaos: error: {one_line(exc)} (LAKEHOUSE_DEBUG=1 shows the traceback)") from None
     print(report(results, out))
     print(f"report: {out}")
     if any(

@@ -83,6 +83,32 @@ def run_stage(stage: str, settings: Any) -> None:
     )
 
 
+def preflight(stages: list[str], pg: bool, gold: bool) -> None:
+    """What the chosen stages need and the suite cannot make, looked for before any work: the
+    Kafka jars and a Java, the S3 server's binary, PostgreSQL, dbt (each raises its one-line
+    error)."""
+    if set(stages) & {*KAFKA_STAGES, *KAFKA_RESTARTS}:
+        from lakehouse.core.jvm import find_java, load_bundle
+
+        load_bundle("kafka")
+        find_java()
+    if set(stages) & set(S3_RESTARTS):
+        from lakehouse.services.seaweedfs import find_weed
+
+        find_weed()
+    if pg:
+        from lakehouse.services.postgres import find_pg_bin
+
+        find_pg_bin()
+    if gold:
+        from lakehouse.core.settings import load_settings
+        from lakehouse.gold.dbt import DbtError, DbtProject
+
+        exe = DbtProject.from_settings(load_settings("local")).executable
+        if not exe.exists():
+            raise DbtError(f"dbt not found at {exe}: run make setup-dbt")
+
+
 class Services:
     """The broker, PostgreSQL and S3 server the suite started for these stages (each None when no
     chosen stage needs it)."""

@@ -118,3 +118,37 @@ def test_the_kafka_comparison_counts_partition_and_offset(settings_factory: Any)
     delta.append(lake, "bronze.events", rows.slice(0, 1))
     got = chaos_services.kafka_contents(root)["bronze.events"]
     assert got is not None and chaos.compare(want, got) == (1, 1)
+
+
+def test_a_set_up_failure_is_one_line(tmp_path: Path) -> None:
+    """The suite's own set-up failing (here the Kafka jar cache is missing) stops it with one line
+    naming the cause and the fix, before any work, not with a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.chaos",
+            "--trials",
+            "1",
+            "--stages",
+            "kafka",
+            "--out",
+            str(tmp_path / "r.md"),
+        ],
+        cwd=Path(chaos.__file__).resolve().parents[1],
+        env={**os.environ, "LAKEHOUSE_JVM_CACHE": str(tmp_path / "no-cache"), "LAKEHOUSE_DEBUG": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("chaos: error: no kafka jar cache at ") and "make jars-kafka" in lines[0], (
+        lines
+    )
+    assert not (tmp_path / "r.md").exists()
