@@ -638,7 +638,7 @@ def suite(
         inputs = prepare(base)
 
         pg = None
-        services = chaos_services.Services()
+        services = chaos_services.Services(keep=out.parent)
         results = []
         try:
             # the speed layer writes to PostgreSQL, and Kafka -> bronze records its lag there

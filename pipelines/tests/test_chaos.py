@@ -152,3 +152,22 @@ def test_a_set_up_failure_is_one_line(tmp_path: Path) -> None:
         lines
     )
     assert not (tmp_path / "r.md").exists()
+
+
+def test_the_folder_of_a_server_that_did_not_restart_is_kept(tmp_path: Path) -> None:
+    """A broker that does not start again leaves its folder (data/log folders, log, configuration)
+    copied beside the report, since the suite's own folder is removed at its end."""
+    from bench import chaos_services
+
+    from lakehouse.services.apache_kafka import ApacheKafka
+
+    broker = ApacheKafka(base=tmp_path / "apache-kafka", port=1, topic="t", partitions=1)
+    (broker.data_dir / "t-0").mkdir(parents=True)
+    (broker.data_dir / "meta.properties").write_text("node.id=1\n")
+    broker.log_path.write_text("ERROR Shutdown broker because all log dirs in /x have failed\n")
+    keep = tmp_path / "chaos"
+    kept = chaos_services.keep_failed(broker, keep, "restart-kafka-trial-3")
+    assert kept is not None and kept.parent == keep and "restart-kafka-trial-3" in kept.name
+    assert (kept / "data" / "meta.properties").read_text() == "node.id=1\n"
+    assert (kept / "data" / "t-0").is_dir() and "all log dirs" in (kept / "broker.log").read_text()
+    assert chaos_services.keep_failed(broker, None, "x") is None
