@@ -291,7 +291,7 @@ def _run_publish(trials: int, base: Path, inputs: dict[str, Path], rng: random.R
         time.sleep(rng.uniform(0.0, work_seconds))
         _kill_group(proc, result)
         after_kill = published(dsn)
-        kind = "previous" if after_kill == previous else "new" if after_kill == new else "mixed"
+        kind = classify(after_kill, previous, new)
         seen[kind] += 1
         if kind == "mixed":
             result.mixed += 1
@@ -310,6 +310,12 @@ def _run_publish(trials: int, base: Path, inputs: dict[str, Path], rng: random.R
         f"one whole, {seen['mixed']}x a mix",
     )
     return result
+
+
+def classify(got: Contents, previous: Contents, new: Contents) -> str:
+    """ "previous" or "new" when `got` is that publication whole (every table, nothing more), else
+    "mixed"."""
+    return "previous" if got == previous else "new" if got == new else "mixed"
 
 
 def _diff(got: Contents, previous: Contents, new: Contents) -> str:

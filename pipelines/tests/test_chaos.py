@@ -171,3 +171,88 @@ def test_the_folder_of_a_server_that_did_not_restart_is_kept(tmp_path: Path) -> 
     assert (kept / "data" / "meta.properties").read_text() == "node.id=1\n"
     assert (kept / "data" / "t-0").is_dir() and "all log dirs" in (kept / "broker.log").read_text()
     assert chaos_services.keep_failed(broker, None, "x") is None
+
+
+def test_the_gold_comparison_sees_a_lost_and_a_repeated_row_but_not_the_build_time(
+    settings_factory: Any,
+) -> None:
+    """gold.<mart> Delta tables compared by each row's hash over all columns but the build's
+    time stamp (TIME_COLUMNS): a new build time is no difference, a lost and a repeated row are;
+    floating-point sums in another order are no difference either."""
+    from datetime import UTC, datetime, timedelta
+
+    from bench import chaos_gold
+
+    settings = settings_factory()
+    lake = Lake(settings)
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    name = "agg_daily_active_users"
+    assert "updated_at" in chaos_gold.TIME_COLUMNS[name]
+
+    def mart(stamp: datetime, share: list[float]) -> pa.Table:
+        return pa.table(
+            {
+                "activity_date": ["2026-11-01", "2026-11-02", "2026-11-03"],
+                "users": [3, 4, 5],
+                "share": share,
+                "updated_at": pa.array([stamp] * 3, pa.timestamp("us", tz="UTC")),
+            }
+        )
+
+    delta.overwrite(lake, f"gold.{name}", mart(when, [0.1 + 0.2, 0.5, 0.25]))
+    root = Path(settings.lake_root)
+    want = chaos_gold.lake_contents(root)
+    assert list(want) == [f"gold.{name}"] and sum((want[f"gold.{name}"] or {}).values()) == 3
+    delta.overwrite(lake, f"gold.{name}", mart(when + timedelta(hours=1), [0.3, 0.5, 0.25]))
+    assert chaos_gold.lake_contents(root) == want
+    lost_and_repeated = mart(when, [0.3, 0.5, 0.25]).take([0, 1, 1])
+    delta.overwrite(lake, f"gold.{name}", lost_and_repeated)
+    got = chaos_gold.lake_contents(root)[f"gold.{name}"]
+    assert got is not None and chaos.compare(want[f"gold.{name}"] or {}, got) == (1, 1)
+    # a gold table that is no longer a readable Delta table counts as unreadable
+    for f in (root / "gold" / name).glob("*.parquet"):
+        f.unlink()
+    assert chaos_gold.lake_contents(root) == {f"gold.{name}": None}
+
+
+def test_the_published_gold_comparison_sees_loss_repeats_and_a_mix(pg_conn: Any) -> None:
+    """PostgreSQL gold compared the same way (psycopg); and a gold whose tables come from two
+    publications is a mix, told from either publication whole."""
+    from bench import chaos_gold
+
+    conn = pg_conn
+    conn.execute("CREATE SCHEMA gold")
+    for t in ("rpt_executive_summary", "fct_order_items"):
+        conn.execute(
+            f"CREATE TABLE gold.{t} (k integer, v double precision, note text, updated_at timestamptz)"
+        )
+        conn.execute(f"INSERT INTO gold.{t} VALUES (1, 0.1 + 0.2, 'a', now()), (2, 2.5, NULL, now())")
+    conn.commit()
+    previous = chaos_gold.pg_contents(conn)
+    assert set(previous) == {"gold.rpt_executive_summary", "gold.fct_order_items"}
+    conn.execute(
+        "UPDATE gold.rpt_executive_summary SET updated_at = now() + interval '1 hour', v = 0.3 WHERE k = 1"
+    )
+    conn.commit()
+    assert chaos_gold.pg_contents(conn) == previous  # the build time left out, the sum's last bit too
+    conn.execute("UPDATE gold.fct_order_items SET updated_at = now() + interval '1 hour'")
+    conn.commit()
+    assert chaos_gold.pg_contents(conn) != previous  # fct_order_items' updated_at is data
+    conn.execute("UPDATE gold.fct_order_items SET note = 'b' WHERE k = 2")
+    conn.execute("UPDATE gold.rpt_executive_summary SET note = 'c' WHERE k = 2")
+    conn.commit()
+    new = chaos_gold.pg_contents(conn)  # the next publication: both tables differ
+    conn.execute("DELETE FROM gold.rpt_executive_summary WHERE k = 2")
+    conn.execute("INSERT INTO gold.rpt_executive_summary VALUES (1, 0.3, 'a', now())")
+    conn.commit()
+    got = chaos_gold.pg_contents(conn)
+    assert chaos.compare(
+        new["gold.rpt_executive_summary"] or {}, got["gold.rpt_executive_summary"] or {}
+    ) == (1, 1)
+    mix = {**previous, "gold.fct_order_items": new["gold.fct_order_items"]}
+    assert chaos_gold.classify(previous, previous, new) == "previous"
+    assert chaos_gold.classify(new, previous, new) == "new"
+    assert chaos_gold.classify(mix, previous, new) == "mixed"
+    assert (
+        chaos_gold.classify({"gold.fct_order_items": new["gold.fct_order_items"]}, previous, new) == "mixed"
+    )
