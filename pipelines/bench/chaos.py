@@ -657,6 +657,10 @@ def suite(
     pg_stages = {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka", *GOLD_STAGES}
     pg_stages |= {"spark-postgres", "spark-scd2-current"}
     chaos_services.preflight(stages, bool(set(stages) & pg_stages), bool(set(stages) & set(GOLD_STAGES)))
+    if set(stages) & set(SPARK_STAGES):
+        from bench import chaos_spark
+
+        chaos_spark.preflight()
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)

@@ -107,6 +107,15 @@ def sets(lake: Path, state: Path) -> list[str]:
     return out
 
 
+def preflight() -> None:
+    """A Java and the Spark jar bundle, looked for before any work (JvmError, one line)."""
+    from lakehouse.core.jvm import find_java
+    from lakehouse.core.spark import spark_bundle
+
+    find_java()
+    spark_bundle()
+
+
 _CLOSED_PORT: list[int] = []
 
 
