@@ -414,7 +414,9 @@ def test_reclassify_backfill_maintenance_and_restore_dags(e2e: E2E) -> None:
     ), run.states
     silver = e2e.lake.table("silver.events")
     assert silver.version() == version + 1 and silver.count() == rows
-    assert silver.history(1)[0]["operationParameters"]["predicate"].count(day) == 2, silver.history(1)
+    # the commit replaced exactly that date: an overwrite with the date as its predicate
+    params = silver.history(1)[0]["operationParameters"]
+    assert params["mode"] == "Overwrite" and params["predicate"] == f"event_date = '{day}'::date", params
 
     events = e2e.counts()["bronze.events"]
     run = e2e.dags_test("lakehouse_backfill", conf={"start": "2026-10-01", "end": "2026-10-02"})
