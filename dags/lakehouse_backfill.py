@@ -1,7 +1,7 @@
 """Land generator events for a date range: each day's source events (idempotent: a day already
 landed is left alone), ingested into bronze exactly once, then the bronze gate. Publishing
 `lakehouse_bronze` then runs silver and gold through their Assets. (Classifying a range that
-silver already holds again, after a rule change, is `lakehouse maintain backfill`.)
+silver already holds again, after a rule change, is the lakehouse_reclassify DAG.)
 
 Trigger with parameters, e.g. `airflow dags trigger lakehouse_backfill -c '{"start": "2026-10-01",
 "end": "2026-10-07"}'`, or from the UI's trigger form."""
@@ -37,5 +37,5 @@ with DAG(
         "{{ params.end }}",
         "--json",
     )
-    ingest = tasks.lakehouse("bronze_landing", "bronze", "--source", "events")
+    ingest = tasks.bronze_landing()
     land >> ingest >> tasks.gate("bronze", publish=True)

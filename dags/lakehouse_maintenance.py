@@ -1,6 +1,8 @@
 """Table maintenance: OPTIMIZE (compaction; Z-order for large configured tables), VACUUM with the
 retention from maintenance.vacuum_retention_hours, checkpoints. Each task prints a JSON report
-(files compacted, bytes reclaimed), kept as its XCom."""
+(files compacted, bytes reclaimed), kept as its XCom. The tables of a layer given to Spark
+(LAKEHOUSE_SPARK_STEPS) are compacted and vacuumed by delta-spark in tasks of their own, beside
+the embedded ones, which leave them alone."""
 
 from __future__ import annotations
 
@@ -19,3 +21,4 @@ with DAG(
     vacuum = tasks.lakehouse("vacuum", "maintain vacuum", "--json")
     checkpoint = tasks.lakehouse("checkpoint", "maintain checkpoint", "--json")
     optimize >> vacuum >> checkpoint
+    tasks.spark_maintenance()

@@ -12,11 +12,13 @@ LAKEHOUSE_DBT_DIR           the dbt project (default: <root>/dbt)
 LAKEHOUSE_DBT_MANIFEST      its parsed manifest, for one task per model (default:
                             <root>/.state/airflow/dbt/manifest.json, written by `make airflow`)
 LAKEHOUSE_EXECUTION         local (subprocess) | kubernetes (KubernetesPodOperator)
-LAKEHOUSE_SPARK_STEPS       steps the environment's settings give to Spark (`engines`), comma-separated;
-                            with LAKEHOUSE_EXECUTION=kubernetes each becomes a SparkApplication of the
-                            Spark image (SparkKubernetesOperator). Only `silver`: the ingest DAG's bronze
-                            tasks (landing, PostgreSQL, Kafka) have no SparkApplication yet.
-                            Locally the CLI follows the settings by itself.
+LAKEHOUSE_SPARK_STEPS       layers the environment's settings give to Spark (`engines`: bronze, silver),
+                            comma-separated; the cluster's deploy role derives it from the settings.
+                            Each Spark job of such a layer (bronze: landing files, PostgreSQL, Kafka;
+                            silver; their maintenance) runs `lakehouse spark ...`: with
+                            LAKEHOUSE_EXECUTION=kubernetes a SparkApplication of the Spark image
+                            (SparkKubernetesOperator), locally the same CLI as a subprocess. Unset,
+                            everything runs on the embedded engine as `lakehouse bronze|silver` decide.
 LAKEHOUSE_IMAGE             pipeline image for KubernetesPodOperator
 LAKEHOUSE_SPARK_IMAGE       Spark image of those SparkApplications (pipelines/image/spark/Dockerfile)
 LAKEHOUSE_K8S_NAMESPACE     namespace of the pipeline pods (default: lakehouse)
@@ -72,11 +74,17 @@ K8S_DIR = DAGS_DIR / "k8s"
 
 if EXECUTION not in ("local", "kubernetes"):
     raise ValueError(f"LAKEHOUSE_EXECUTION must be local or kubernetes (got {EXECUTION!r})")
-if set(SPARK_STEPS) - {"silver"}:
+SPARK_LAYERS = ("bronze", "silver")
+if set(SPARK_STEPS) - set(SPARK_LAYERS):
     raise ValueError(
-        f"LAKEHOUSE_SPARK_STEPS={','.join(SPARK_STEPS)!r}: only silver runs as a SparkApplication "
-        "(the ingest DAG's bronze tasks have no SparkApplication yet; run them embedded)"
+        f"LAKEHOUSE_SPARK_STEPS={','.join(SPARK_STEPS)!r}: Spark writes the layers "
+        f"{', '.join(SPARK_LAYERS)} (the settings' `engines`); name only those"
     )
+
+
+def on_spark(layer: str) -> bool:
+    """True when the environment gives `layer`'s jobs to Spark."""
+    return layer in SPARK_STEPS
 
 
 def kafka_enabled() -> bool:

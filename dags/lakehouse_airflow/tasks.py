@@ -8,9 +8,11 @@ running it again would fail the same way.
 * LAKEHOUSE_EXECUTION=local: BashOperator runs the pipeline CLI of the pipeline's own virtualenv as
   a subprocess (Airflow's and the pipeline's dependencies never mix).
 * LAKEHOUSE_EXECUTION=kubernetes: KubernetesPodOperator runs the same command in the pipeline image
-  (embedded engine in a pod); a step in LAKEHOUSE_SPARK_STEPS is a SparkApplication of the Spark
-  image instead (SparkKubernetesOperator, base spec k8s/spark-application.yaml), running
-  `lakehouse spark <step>` on the cluster's executors.
+  (embedded engine in a pod).
+
+A layer in LAKEHOUSE_SPARK_STEPS has its jobs run by `lakehouse spark ...` instead (`spark_job`):
+on Kubernetes each is a SparkApplication of the Spark image (SparkKubernetesOperator, base spec
+k8s/spark-application.yaml) whose executors the Spark Operator starts; locally the same CLI.
 
 Gold is dbt: with a parsed dbt project (manifest.json), one task per dbt model, wired by the
 models' refs, each running `lakehouse gold build --select <model>`, which runs dbt in dbt's own
@@ -174,9 +176,16 @@ def _pod(task_id: str, args: list[str], **kwargs: Any) -> BaseOperator:
     )
 
 
-def spark_application(task_id: str, command: str) -> BaseOperator:
-    """`lakehouse <command> --env <env>` as a SparkApplication: the base spec with this step's name,
-    the Spark image and the arguments `spark-submit` hands to the package's entry point."""
+def spark_job(task_id: str, command: str, *args: str, **kwargs: Any) -> BaseOperator:
+    """A `lakehouse spark ...` job: a SparkApplication on Kubernetes, the CLI locally."""
+    if config.EXECUTION == "kubernetes":
+        return spark_application(task_id, command, *args, **kwargs)
+    return lakehouse(task_id, command, *args, **kwargs)
+
+
+def spark_application(task_id: str, command: str, *args: str, **kwargs: Any) -> BaseOperator:
+    """`lakehouse <command> --env <env> <args>` as a SparkApplication: the base spec with this job's
+    name, the Spark image and the arguments `spark-submit` hands to the package's entry point."""
     import yaml
     from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator
 
@@ -185,7 +194,8 @@ def spark_application(task_id: str, command: str) -> BaseOperator:
     name = f"lakehouse-{task_id.replace('_', '-')}"
     body["metadata"].update(name=name, namespace=config.K8S_NAMESPACE)
     spec = body["spec"]
-    spec.update(image=config.SPARK_IMAGE, arguments=cli_args(command), volumes=pod["volumes"])
+    argv = cli_args(command, *args)
+    spec.update(image=config.SPARK_IMAGE, arguments=argv, volumes=pod["volumes"])
     # the driver reads the settings and Secrets exactly as a pipeline pod does
     container = pod["containers"][0]
     spec["driver"].update({key: container[key] for key in ("env", "envFrom", "volumeMounts")})
@@ -202,7 +212,8 @@ def spark_application(task_id: str, command: str) -> BaseOperator:
         # silver step commits against the snapshot it read)
         reattach_on_restart=False,
         delete_on_termination=True,
-        doc_md=f"`lakehouse {' '.join(cli_args(command))}` as a SparkApplication of {config.SPARK_IMAGE}",
+        doc_md=f"`lakehouse {' '.join(argv)}` as a SparkApplication of {config.SPARK_IMAGE}",
+        **kwargs,
     )
 
 
@@ -233,16 +244,35 @@ def check_sources(after: str) -> BaseOperator:
     )
 
 
+def bronze_landing() -> BaseOperator:
+    """Landing files -> bronze.events, each file exactly once, on the engine bronze is given."""
+    if config.on_spark("bronze"):
+        return spark_job("bronze_landing", "spark bronze", "--source", "events")
+    return lakehouse("bronze_landing", "bronze", "--source", "events")
+
+
 def ingest(*, publish: bool = False) -> list[BaseOperator]:
     """Sources -> bronze: PostgreSQL (incremental), landing files, Kafka (available-now); then the
     bronze gate. Returns [first tasks..., gate]; PostgreSQL and landing share bronze's step lock,
-    so they run one after the other while Kafka runs beside them."""
-    pg = lakehouse("bronze_postgres", "bronze", "--source", "postgres")
-    files = lakehouse("bronze_landing", "bronze", "--source", "events")
+    so they run one after the other while Kafka runs beside them.
+
+    With bronze on Spark, Kafka -> bronze is the Structured Streaming job (availableNow) and the
+    speed layer a consumer of its own (`--no-bronze`): each sink keeps its own offsets."""
+    spark = config.on_spark("bronze")
+    if spark:
+        pg = spark_job("bronze_postgres", "spark bronze", "--source", "postgres")
+    else:
+        pg = lakehouse("bronze_postgres", "bronze", "--source", "postgres")
+    files = bronze_landing()
     check = gate("bronze", publish=publish)
     pg >> files >> check
     firsts = [pg]
-    if config.kafka_enabled():
+    if config.kafka_enabled() and spark:
+        kafka = spark_job("bronze_kafka", "spark stream-bronze")
+        speed = lakehouse("speed_kafka", "stream consume", "--available-now", "--no-bronze")
+        kafka >> check
+        firsts += [kafka, speed]
+    elif config.kafka_enabled():
         kafka = lakehouse("bronze_kafka", "stream consume", "--available-now")
         kafka >> check
         firsts.append(kafka)
@@ -252,13 +282,29 @@ def ingest(*, publish: bool = False) -> list[BaseOperator]:
 
 def silver(*, publish: bool = False) -> list[BaseOperator]:
     """bronze -> silver on the configured engine, then the silver gate."""
-    if config.EXECUTION == "kubernetes" and "silver" in config.SPARK_STEPS:
-        step = spark_application("silver", "spark silver")
-    else:
-        step = lakehouse("silver", "silver")
+    step = spark_job("silver", "spark silver") if config.on_spark("silver") else lakehouse("silver", "silver")
     check = gate("silver", publish=publish)
     step >> check >> check_sources("silver")
     return [step, check]
+
+
+def reclassify(start: str, end: str) -> BaseOperator:
+    """Classify a date range of bronze events again and replace it in silver (one commit per
+    table), on the engine that writes silver."""
+    if config.on_spark("silver"):
+        return spark_job("backfill_silver", "spark backfill", "--from", start, "--to", end, "--json")
+    return lakehouse("backfill_silver", "maintain backfill", "--from", start, "--to", end, "--json")
+
+
+def spark_maintenance() -> list[BaseOperator]:
+    """OPTIMIZE then VACUUM of every table Spark writes, with delta-spark (the embedded engine's
+    maintenance leaves those tables alone); none when no layer is on Spark."""
+    if not config.SPARK_STEPS:
+        return []
+    optimize = spark_job("spark_optimize", "spark optimize", "--json")
+    vacuum = spark_job("spark_vacuum", "spark vacuum", "--json")
+    optimize >> vacuum
+    return [optimize, vacuum]
 
 
 def gold(*, publish: bool = False) -> list[BaseOperator]:

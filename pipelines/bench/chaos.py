@@ -37,7 +37,13 @@ and PostgreSQL on free ports):
 * `restart-s3-landing`  the S3 server SIGKILLed while landing runs on an s3:// lake, started again
 * `restart-s3-silver`   the same while silver runs
 
-Not covered here yet: gold build and publish, the Spark jobs, and the local tansu broker (the
+The gold layer (bench/chaos_gold.py; against the suite's PostgreSQL):
+
+* `gold-build`    dbt build of the gold marts + their Delta export SIGKILLed (process group)
+* `gold-publish`  publication to PostgreSQL gold SIGKILLed; right after the kill gold must be the
+                  previous publication or the new one whole (the publisher's atomic swap)
+
+Not covered here yet: the Spark jobs, and the local tansu broker (the
 Kafka trials run against Apache Kafka; tests/test_streaming_exactly_once.py runs both brokers).
 
 Per trial: a copy of the stage's input lake; the stage in a subprocess, killed with SIGKILL at a
@@ -87,7 +93,9 @@ PG_STAGES = ("postgres", "scd2", "current-state")
 SERVICE_RESTARTS = ("restart-postgres",)
 # stages with a service of their own (a Kafka broker, an S3 server): bench/chaos_services.py
 SERVICE_STAGES = ("kafka", "speed", "restart-kafka", "restart-s3-landing", "restart-s3-silver")
-SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS, *SERVICE_STAGES)
+# the gold layer's stages (bench/chaos_gold.py), against the suite's PostgreSQL
+GOLD_STAGES = ("gold-build", "gold-publish")
+SCENARIOS = (*STAGES, *PG_STAGES, *RACES, *DISK_FULL, *SERVICE_RESTARTS, *SERVICE_STAGES, *GOLD_STAGES)
 _PG_KEYS = {
     "customers": ("customer_id",),
     "products": ("product_id",),
@@ -200,6 +208,10 @@ def run_stage(stage: str, lake: Path | str, state: Path) -> None:
     elif stage == "vacuum-silver":
         ops.optimize(target, settings.maintenance, "silver.events", zorder=False)
         ops.vacuum(target, settings.maintenance, "silver.events")
+    elif stage in GOLD_STAGES:
+        from bench import chaos_gold
+
+        chaos_gold.run_stage(stage, Path(lake), state)
     else:
         raise SystemExit(f"unknown stage {stage}")
 
@@ -364,6 +376,7 @@ class StageResult:
     rerun_failed: int = 0
     stopped: int = 0  # writers that stopped with an error (a lost race, a full disk)
     restart_failed: int = 0  # a killed server that did not start again (ends the stage)
+    mixed: int = 0  # published data seen as neither the previous nor the new publication whole
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -616,19 +629,26 @@ def suite(
     on_stage: Callable[[StageResult], None] | None = None,
 ) -> list[StageResult]:
     rng = random.Random(seed)
+    from bench import chaos_services
+
+    pg_stages = {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka", *GOLD_STAGES}
+    chaos_services.preflight(stages, bool(set(stages) & pg_stages), bool(set(stages) & set(GOLD_STAGES)))
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         base = Path(tmp)
         inputs = prepare(base)
-        from bench import chaos_services
 
         pg = None
-        services = chaos_services.Services()
+        services = chaos_services.Services(keep=out.parent)
         results = []
         try:
             # the speed layer writes to PostgreSQL, and Kafka -> bronze records its lag there
-            if set(stages) & {*PG_STAGES, *SERVICE_RESTARTS, "kafka", "speed", "restart-kafka"}:
+            if set(stages) & pg_stages:
                 pg = start_postgres(base)
                 prepare_postgres(base, inputs)
+            if set(stages) & set(GOLD_STAGES):
+                from bench import chaos_gold
+
+                chaos_gold.prepare(base, inputs)
             services.start(stages, base)
             results = _run_all(stages, trials, base, inputs, rng, pg, on_stage, services)
         finally:
@@ -656,6 +676,10 @@ def _run_all(
     for stage in stages:
         if stage in SERVICE_STAGES:
             r = chaos_services.run(stage, trials, base, inputs, rng, services)
+        elif stage in GOLD_STAGES:
+            from bench import chaos_gold
+
+            r = chaos_gold.run(stage, trials, base, inputs, rng)
         elif stage in SERVICE_RESTARTS:
             r = run_postgres_restart(stage, trials, base, inputs, rng, pg)
         elif stage in RACES:
@@ -670,13 +694,26 @@ def _run_all(
     return results
 
 
+def one_line(exc: BaseException) -> str:
+    """The suite's own errors (RuntimeError) say what failed themselves; anything else is told
+    as the command line tells it."""
+    if type(exc) is RuntimeError:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        return lines[0] if lines else "RuntimeError"
+    from lakehouse.app.cli.failures import describe
+
+    return describe(exc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--stages", default=",".join(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--worker", choices=(*STAGES, *PG_STAGES, *RACES.values(), "kafka", "speed"))
+    parser.add_argument(
+        "--worker", choices=(*STAGES, *PG_STAGES, *RACES.values(), "kafka", "speed", *GOLD_STAGES)
+    )
     parser.add_argument("--lake")
     parser.add_argument("--state")
     args = parser.parse_args()
@@ -686,7 +723,9 @@ def main() -> None:
         import lakehouse.silver.events
 
         if args.worker in ("kafka", "speed"):
-            import lakehouse.app.streaming  # noqa: F401
+            import lakehouse.app.streaming
+        if args.worker in GOLD_STAGES:
+            import lakehouse.gold.build  # noqa: F401  (imported before "ready": the kill moment is over the work alone)
 
         print("ready", flush=True)
         # the lake as given: an s3:// URI is no local path
@@ -699,12 +738,20 @@ def main() -> None:
     from lakehouse.core.settings import load_settings
 
     out = Path(args.out) if args.out else load_settings("local").state_path / "chaos" / "report.md"
-    results = suite(
-        args.trials, stages, out, args.seed, on_stage=lambda r: print(json.dumps(r.__dict__), flush=True)
-    )
+    try:
+        results = suite(
+            args.trials, stages, out, args.seed, on_stage=lambda r: print(json.dumps(r.__dict__), flush=True)
+        )
+    except Exception as exc:  # a set-up failure (a missing jar cache, a service that did not start)
+        if os.environ.get("LAKEHOUSE_DEBUG", "").strip() not in ("", "0", "false"):
+            raise
+        raise SystemExit(f"chaos: error: {one_line(exc)} (LAKEHOUSE_DEBUG=1 shows the traceback)") from None
     print(report(results, out))
     print(f"report: {out}")
-    if any(r.lost or r.duplicated or r.unreadable or r.rerun_failed or r.restart_failed for r in results):
+    if any(
+        r.lost or r.duplicated or r.unreadable or r.rerun_failed or r.restart_failed or r.mixed
+        for r in results
+    ):
         raise SystemExit(1)
 
 

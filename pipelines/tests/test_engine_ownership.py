@@ -136,3 +136,23 @@ def test_every_embedded_writer_refuses_a_spark_table_before_writing(lake: Lake) 
     ownership.hand_over(lake, "bronze.events", ownership.SPARK)
     with pytest.raises(ownership.OwnershipError, match=r"bronze\.events is written by the spark"):
         BronzeSink(lake, "events", 100, 1.0)
+
+
+def test_spark_maintenance_without_a_table_covers_spark_tables_only(lake: Lake) -> None:
+    """`lakehouse spark optimize|vacuum` without TABLE: every table Spark writes, none of the
+    embedded engine's; with no Spark table it says so and starts no Spark (the maintenance DAG
+    runs it whenever a layer is on Spark)."""
+    from lakehouse.core.settings import MaintenanceSettings
+    from lakehouse.maintenance import spark_ops
+
+    assert spark_ops.spark_tables(lake, MaintenanceSettings()) == []
+    for cmd in ("optimize", "vacuum"):
+        done = _cli(lake, "spark", cmd, "--json")
+        assert done.returncode == 0, done.stderr
+        assert '"results": []' in done.stdout, done.stdout
+    assert _cli(lake, "spark", "handover", "bronze.events", "--to", "spark").returncode == 0
+    assert spark_ops.spark_tables(lake, MaintenanceSettings()) == ["bronze.events"]
+    # maintenance.tables narrows the set; an embedded table named there is still left out
+    named = MaintenanceSettings(tables=["bronze.events", "ops.maintenance", "silver.events"])
+    assert spark_ops.spark_tables(lake, named) == ["bronze.events"]
+    assert spark_ops.spark_tables(lake, MaintenanceSettings(tables=["silver.events"])) == []

@@ -204,6 +204,11 @@ class EngineSettings(_Model):
         "local[2]", pattern=r"^(local(\[(\d+|\*)\])?|(spark|k8s)://\S+)$", description="Spark master URL"
     )
     spark_driver_memory: str = Field("2g", pattern=r"^\d+[kmgt]$", description="Spark driver heap")
+    spark_event_log: str | None = Field(
+        None,
+        description="where Spark jobs keep their event log (what a Spark History Server reads): "
+        "an s3:// location in one of the lake's buckets, or a folder; None = no event log",
+    )
 
 
 class MaintenanceSettings(_Model):

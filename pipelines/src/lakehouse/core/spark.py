@@ -138,24 +138,36 @@ def delta_conf() -> dict[str, str]:
     }
 
 
-def s3a_conf(creds: S3Credentials) -> dict[str, str]:
-    """Hadoop S3A settings for an S3-compatible endpoint (path-style), for s3:// and s3a:// paths."""
+def s3a_conf(creds: S3Credentials | None, buckets: dict[str, S3Credentials] | None = None) -> dict[str, str]:
+    """Hadoop S3A settings for an S3-compatible endpoint (path-style), for s3:// and s3a:// paths:
+    `creds` for every bucket, and each of `buckets` with its own key pair and endpoint (S3A's
+    per-bucket settings), as a lake whose layers have users of their own needs."""
     conf = {
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "spark.hadoop.fs.s3a.path.style.access": "true",
-        "spark.hadoop.fs.s3a.endpoint.region": creds.region,
-        "spark.hadoop.fs.s3a.access.key": creds.access_key,
-        "spark.hadoop.fs.s3a.secret.key": creds.secret_key,
         "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        # fail within seconds when the endpoint is unreachable, not after minutes of retries
+        # a dead endpoint fails in seconds, not after S3A's default minutes of retries
         "spark.hadoop.fs.s3a.attempts.maximum": "3",
         "spark.hadoop.fs.s3a.retry.limit": "3",
         "spark.hadoop.fs.s3a.connection.establish.timeout": "5s",
     }
+    if creds is not None:
+        conf.update(_s3a_keys("spark.hadoop.fs.s3a.", creds))
+    for bucket, own in sorted((buckets or {}).items()):
+        conf.update(_s3a_keys(f"spark.hadoop.fs.s3a.bucket.{bucket}.", own))
+    return conf
+
+
+def _s3a_keys(prefix: str, creds: S3Credentials) -> dict[str, str]:
+    conf = {
+        f"{prefix}endpoint.region": creds.region,
+        f"{prefix}access.key": creds.access_key,
+        f"{prefix}secret.key": creds.secret_key,
+    }
     if creds.endpoint:
-        conf["spark.hadoop.fs.s3a.endpoint"] = creds.endpoint
-        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "true" if creds.use_ssl else "false"
+        conf[f"{prefix}endpoint"] = creds.endpoint
+        conf[f"{prefix}connection.ssl.enabled"] = "true" if creds.use_ssl else "false"
     return conf
 
 
@@ -169,7 +181,11 @@ def openlineage_file_conf(path: Path, namespace: str) -> dict[str, str]:
 
 
 def session_conf(
-    settings: Settings, options: SparkOptions, bundle: Bundle, s3: S3Credentials | None
+    settings: Settings,
+    options: SparkOptions,
+    bundle: Bundle,
+    s3: S3Credentials | None,
+    buckets: dict[str, S3Credentials] | None = None,
 ) -> dict[str, str]:
     """Every setting the session is built with (exposed for tests and the cluster's spark-defaults)."""
     work = settings.state_path / "spark"
@@ -185,8 +201,8 @@ def session_conf(
         **local_defaults(options.master, options.shuffle_partitions),
         **delta_conf(),
     }
-    if s3 is not None:
-        conf.update(s3a_conf(s3))
+    if s3 is not None or buckets:
+        conf.update(s3a_conf(s3, buckets))
     if options.event_log_dir:
         conf["spark.eventLog.enabled"] = "true"
         conf["spark.eventLog.dir"] = options.event_log_dir
@@ -216,13 +232,17 @@ def build_session(
     options = options or SparkOptions()
     find_java()
     bundle = spark_bundle()
+    buckets: dict[str, S3Credentials] = {}
     if s3 is None and settings.is_s3:
-        from lakehouse.core.storage import s3_credentials
+        from lakehouse.core.storage import Lake
 
-        s3 = s3_credentials(settings)
-    conf = session_conf(settings, options, bundle, s3)
-    if options.event_log_dir and "://" not in options.event_log_dir:
-        Path(options.event_log_dir).mkdir(parents=True, exist_ok=True)
+        # each bucket with the key pair of the locations in it: on a cluster every layer has a
+        # user of its own and the lake no default key
+        lake = Lake(settings, create=False)
+        s3, buckets = lake.default_credentials, lake.bucket_credentials()
+    conf = session_conf(settings, options, bundle, s3, buckets)
+    if options.event_log_dir:
+        _event_log_folder(options.event_log_dir, s3, buckets)
     Path(conf["spark.local.dir"]).mkdir(parents=True, exist_ok=True)
 
     from pyspark import SparkContext
@@ -251,6 +271,31 @@ def build_session(
         raise JvmError(f"Spark did not start: {str(exc).splitlines()[0]}") from None
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def _event_log_folder(uri: str, s3: S3Credentials | None, buckets: dict[str, S3Credentials]) -> None:
+    """Make the event log's folder: Spark refuses to start when it is not a directory, and on S3
+    a prefix with no object is none (S3A takes an empty `<prefix>/` object for a directory)."""
+    if "://" not in uri:
+        Path(uri).mkdir(parents=True, exist_ok=True)
+        return
+    from lakehouse.core import s3 as s3_client
+
+    scheme, _, rest = uri.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    creds = buckets.get(bucket, s3)
+    if scheme not in ("s3", "s3a") or creds is None:
+        raise JvmError(
+            f"engines.spark_event_log = {uri!r}: an s3:// location of the lake's store, or a folder"
+        )
+    marker = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    if marker:
+        try:
+            client = s3_client.client(creds)
+            if not client.list_objects_v2(Bucket=bucket, Prefix=marker, MaxKeys=1).get("KeyCount"):
+                client.put_object(Bucket=bucket, Key=marker, Body=b"")
+        except Exception as exc:  # any S3 failure: the same one line, before the JVM starts
+            raise JvmError(f"engines.spark_event_log = {uri!r}: cannot write there ({exc})") from None
 
 
 def stop_session(spark: SparkSession | None = None, timeout: float = 60) -> None:

@@ -158,6 +158,25 @@ class Lake:
                 out.append((uri, creds))
         return out
 
+    @property
+    def default_credentials(self) -> S3Credentials | None:
+        """The lake's own S3 credentials (environment or local server); None when every location
+        has credentials of its own, or none is on S3."""
+        return self._creds
+
+    def bucket_credentials(self) -> dict[str, S3Credentials]:
+        """bucket -> the credentials of the locations in it, for clients configured per bucket
+        (Spark's S3A takes one key pair per bucket). Two key pairs for one bucket are refused."""
+        out: dict[str, S3Credentials] = {}
+        for uri, creds in self._s3_locations():
+            bucket = uri.removeprefix("s3://").split("/", 1)[0]
+            if out.setdefault(bucket, creds) != creds:
+                raise ConfigError(
+                    f"bucket {bucket} is reached with two different key pairs (settings lake_root / "
+                    "layers.*.credentials): give the locations in one bucket the same credentials"
+                )
+        return out
+
     # -- locations ----------------------------------------------------------------------------
     def layer_uri(self, layer: str) -> str:
         """Root of a layer's tables: its settings.layers location, else <root>/<layer>."""

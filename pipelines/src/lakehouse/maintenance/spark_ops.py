@@ -24,7 +24,16 @@ from lakehouse.core.errors import LakehouseError
 from lakehouse.core.settings import MaintenanceSettings
 from lakehouse.core.storage import Lake
 from lakehouse.maintenance import consistent_restore
-from lakehouse.maintenance.ops import MB, MaintenanceResult, _finish, _sizes, _started, _zorder_columns
+from lakehouse.maintenance.ops import (
+    MB,
+    REPORT_TABLE,
+    MaintenanceResult,
+    _finish,
+    _sizes,
+    _started,
+    _zorder_columns,
+    discover_tables,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -131,6 +140,13 @@ def vacuum(
     res.bytes_reclaimed = sum(sizes.values())
     res.detail = f"retention {hours} h" + (" (nothing deleted: dry run)" if dry_run else "")
     return _finish(dt, res, t0)
+
+
+def spark_tables(lake: Lake, m: MaintenanceSettings) -> list[str]:
+    """The tables `lakehouse spark optimize|vacuum` cover when none is named: those of
+    `maintenance.tables`, else every table in the lake, that Spark writes."""
+    named = [n for n in (m.tables or discover_tables(lake)) if n != REPORT_TABLE and lake.exists(n)]
+    return [n for n in named if ownership.owner(lake, n) == ownership.SPARK]
 
 
 def check_owner(lake: Lake, table: str) -> None:

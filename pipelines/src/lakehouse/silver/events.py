@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import CommitFailedError
 from duckdb import DuckDBPyConnection
 
 from lakehouse.core import delta, memory, ownership
@@ -224,24 +227,28 @@ def _run_chunk(
         columns = [*EVENT_COLUMNS, *(x.name for x in extras)]
         select = ", ".join([*columns, *(f"{src} AS {out}" for out, src in AUDIT_COLUMNS)])
 
-        reader = con.execute(f"SELECT outcome, reasons, {select} FROM ({transform})").to_arrow_reader(
-            WRITE_BATCH_ROWS
-        )
+        with another_writer(EVENTS):
+            reader = con.execute(f"SELECT outcome, reasons, {select} FROM ({transform})").to_arrow_reader(
+                WRITE_BATCH_ROWS
+            )
 
-        floors = {t: -1 if v is None else v for t, v in done.items()}
-        split = _Split(reader, min(floors.values()), floors[EVENTS], floors[QUARANTINE])
-        if floors[EVENTS] < last:
-            _append(lake, EVENTS, split.inserts(), first, last, floors[EVENTS], ["event_date"], run_id, done)
-        else:
-            split.drain()
+            floors = {t: -1 if v is None else v for t, v in done.items()}
+            split = _Split(reader, min(floors.values()), floors[EVENTS], floors[QUARANTINE])
+            if floors[EVENTS] < last:
+                _append(
+                    lake, EVENTS, split.inserts(), first, last, floors[EVENTS], ["event_date"], run_id, done
+                )
+            else:
+                split.drain()
         if floors[QUARANTINE] < last:
-            con.register("quarantined", split.quarantined())
-            rows = con.execute(
-                f"""SELECT {", ".join(QUARANTINE_COLUMNS)} FROM quarantined AS q
-                    JOIN bronze_rows AS b ON b.commit_version = q._commit_version AND b.ordinal = q._ordinal
-                    ORDER BY b.commit_version, b.ordinal"""
-            ).to_arrow_reader(WRITE_BATCH_ROWS)
-            _append(lake, QUARANTINE, rows, first, last, floors[QUARANTINE], None, run_id, done)
+            with another_writer(QUARANTINE):
+                con.register("quarantined", split.quarantined())
+                rows = con.execute(
+                    f"""SELECT {", ".join(QUARANTINE_COLUMNS)} FROM quarantined AS q
+                        JOIN bronze_rows AS b ON b.commit_version = q._commit_version AND b.ordinal = q._ordinal
+                        ORDER BY b.commit_version, b.ordinal"""
+                ).to_arrow_reader(WRITE_BATCH_ROWS)
+                _append(lake, QUARANTINE, rows, first, last, floors[QUARANTINE], None, run_id, done)
 
         rec = Reconciliation(run_id, "silver", SOURCE, f"{EVENTS} + {QUARANTINE}")
         rec.rows_in = sum(split.counts.values())
@@ -251,6 +258,39 @@ def _run_chunk(
         return rec, rejected
     finally:
         con.close()
+
+
+# What DuckDB says when a Parquet file of the table's snapshot is gone (a VACUUM removed it),
+# locally and on S3
+_FILE_GONE = ("no such file", "no files found", "http 404", "not found")
+
+
+@contextmanager
+def another_writer(table: str) -> Iterator[None]:
+    """Another writer changing `table` under this run, said as such: a commit that lost to a
+    concurrent one (OPTIMIZE, another silver run) or a file of the snapshot this run scans
+    removed meanwhile (VACUUM). Nothing of the chunk was committed, and the marks moved on only
+    by what did commit, so a new run continues from there: a TransientError."""
+    try:
+        yield
+    except CommitFailedError as exc:
+        raise TransientError(
+            f"another writer changed {table} while this silver run committed to it "
+            f"({_first_line(exc)}): nothing of this chunk was written; run silver again to continue"
+        ) from exc
+    except duckdb.IOException as exc:
+        if not any(m in str(exc).lower() for m in _FILE_GONE):
+            raise
+        raise TransientError(
+            f"another writer changed the tables this silver run reads while it wrote {table} (a file "
+            "of the snapshot it read was removed, e.g. by VACUUM): nothing of this chunk was written; "
+            "run silver again to continue"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _register_bronze(con: DuckDBPyConnection, lake: Lake, bronze: object, first: int, last: int) -> None:

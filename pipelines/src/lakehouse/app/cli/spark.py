@@ -60,6 +60,7 @@ def _session(settings: Settings, master: str | None, memory: str | None) -> Spar
         master=master or settings.engines.spark_master,
         driver_memory=memory or settings.engines.spark_driver_memory,
         app_name="lakehouse-spark",
+        event_log_dir=settings.engines.spark_event_log,
     )
     return build_session(settings, options)
 
@@ -256,12 +257,20 @@ def handover(
 
 
 TableArg = Annotated[str, typer.Argument(help="the table, <layer>.<name>", metavar="TABLE")]
+TablesArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="the table, <layer>.<name>; default: every table Spark writes (or of maintenance.tables)",
+        metavar="[TABLE]",
+        show_default=False,
+    ),
+]
 
 
 def _maintain(
     env: str | None,
     set_: list[str] | None,
-    table: str,
+    table: str | None,
     master: str | None,
     memory: str | None,
     as_json: bool,
@@ -269,8 +278,9 @@ def _maintain(
     job: Callable[[SparkSession, Settings, Lake, str], MaintenanceResult],
     check: Callable[[Lake, str], None] | None = None,
 ) -> None:
-    """One maintenance operation on Spark for TABLE: refused before Spark starts when the table is
-    not Spark's (`check`), recorded in ops.maintenance and shown as `lakehouse maintain` does."""
+    """One maintenance operation on Spark for TABLE, or for every table Spark writes (one
+    session): refused before Spark starts when a named table is not Spark's (`check`), recorded
+    in ops.maintenance and shown as `lakehouse maintain` does. No Spark table: no session."""
     from lakehouse.app.cli import validate
     from lakehouse.app.cli.maintain import _show
     from lakehouse.core.reconcile import new_run_id
@@ -278,17 +288,23 @@ def _maintain(
 
     current = cli_settings(env, set_)
     lake = existing_lake(current)
-    name = validate.table_name(lake, table, "TABLE")
-    (check or spark_ops.check_owner)(lake, name)
+    if table is None:
+        names = spark_ops.spark_tables(lake, current.maintenance)
+    else:
+        names = [validate.table_name(lake, table, "TABLE")]
+        (check or spark_ops.check_owner)(lake, names[0])
+    if not names:
+        _show([], as_json, f"{title}: no table is written by Spark")
+        return
     spark = _session(current, master, memory)
-    result = _run(lambda: job(spark, current, lake, name))
-    ops.record(lake, [result], new_run_id())
-    _show([result], as_json, title)
+    results = _run(lambda: [job(spark, current, lake, name) for name in names])
+    ops.record(lake, results, new_run_id())
+    _show(results, as_json, title)
 
 
 @app.command()
 def optimize(
-    table: TableArg,
+    table: TablesArg = None,
     env: EnvOpt = None,
     set_: SetOpt = None,
     zorder: Annotated[
@@ -298,7 +314,8 @@ def optimize(
     driver_memory: MemoryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """OPTIMIZE a Spark-owned TABLE with delta-spark: compaction, or ZORDER BY maintenance.zorder."""
+    """OPTIMIZE a Spark-owned TABLE (default: every one) with delta-spark: compaction, or ZORDER BY
+    maintenance.zorder."""
     from lakehouse.maintenance import spark_ops
 
     _maintain(
@@ -317,7 +334,7 @@ def optimize(
 
 @app.command()
 def vacuum(
-    table: TableArg,
+    table: TablesArg = None,
     env: EnvOpt = None,
     set_: SetOpt = None,
     retention_hours: Annotated[
@@ -328,7 +345,8 @@ def vacuum(
     driver_memory: MemoryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """VACUUM a Spark-owned TABLE with delta-spark, by the retention rule of `lakehouse maintain vacuum`."""
+    """VACUUM a Spark-owned TABLE (default: every one) with delta-spark, by the retention rule of
+    `lakehouse maintain vacuum`."""
     from lakehouse.maintenance import spark_ops
 
     _maintain(
