@@ -165,3 +165,49 @@ def library_versions() -> str:
         if delta:
             out.append(delta)
     return ", ".join(out)
+
+
+FRESHNESS_HEADERS = ("engine", "records", "rate asked /s", "commits", "p50 s", "p95 s", "max s", "events/s")
+
+
+def write_freshness(results: list[dict[str, Any]], state: Path) -> Path:
+    """The freshness step's table: <state>/freshness.json, and a section appended to engines.md."""
+    (state / "freshness.json").write_text(json.dumps(results, indent=2))
+    rows = [
+        (
+            r["engine"],
+            f"{r['records']:,}",
+            f"{r['rate']:,.0f}",
+            str(r["commits"]),
+            f"{r['p50_s']:.2f}",
+            f"{r['p95_s']:.2f}",
+            f"{r['max_s']:.2f}",
+            f"{r['events_per_s']:,.0f}",
+        )
+        for r in results
+    ]
+    md = [
+        "",
+        "## Freshness, Kafka -> bronze in continuous mode",
+        "",
+        "Per engine a producer writes at a fixed rate for a fixed time while the consumer runs "
+        "continuously (embedded: `lakehouse stream consume`; Spark: `lakehouse spark stream-bronze "
+        f"--continuous --interval {engine_freshness_interval()}`); freshness of a record = the "
+        "timestamp of the Delta commit that added it (commitInfo in the log) minus its Kafka "
+        "CreateTime; events/s = records / (last commit - first record).",
+        "",
+        "| " + " | ".join(FRESHNESS_HEADERS) + " |",
+        "|" + "---|" * len(FRESHNESS_HEADERS),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+    path = state / "engines.md"
+    with path.open("a") as f:
+        f.write("\n".join(md))
+    return path
+
+
+def engine_freshness_interval() -> float:
+    from bench.engine_freshness import SPARK_INTERVAL_SECONDS
+
+    return SPARK_INTERVAL_SECONDS

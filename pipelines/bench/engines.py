@@ -15,6 +15,9 @@ Measured steps, each in a subprocess of its own (the Spark JVM is a child of it)
             the bench starts) drained into an empty bronze.events: the embedded consumer
             (`lakehouse stream consume --available-now`) against the Structured Streaming job
             (`lakehouse spark stream-bronze`, availableNow), the same batch size for both.
+* freshness Kafka -> bronze in continuous mode while a producer writes at a fixed rate for a
+            fixed time (`bench.engine_freshness`): p50/p95/max of commit time minus Kafka
+            timestamp per record, from the Delta log, and the sustained events/s.
 
 Per run: wall time of the subprocess, the step's own seconds (Spark's start-up excluded), CPU
 seconds of the whole process tree (getrusage of the waited-for children, the JVM included, or the
@@ -28,7 +31,8 @@ Inputs are built once per size under <state>/bench/ and reused. Results: a conso
 <state>/bench/engines.md and engines.json.
 
     python -m bench.engines [--events 1000000] [--merge-rows 1000000] [--kafka-records 1000000]
-                            [--skip-merge] [--skip-silver] [--skip-kafka]
+                            [--skip-merge] [--skip-silver] [--skip-kafka] [--skip-freshness]
+                            [--freshness-rate 2000] [--freshness-seconds 60]
 """
 
 from __future__ import annotations
@@ -41,9 +45,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import engine_freshness
 from bench.bronze_silver import prepare_input
 from bench.engine_measure import compare, measure
-from bench.engine_report import library_versions, spark_settings, write_report
+from bench.engine_report import library_versions, spark_settings, write_freshness, write_report
 from bench.engine_steps import (
     GIB,
     NOT_MEASURED,
@@ -72,10 +77,12 @@ def run(
     silver: bool = True,
     merge: bool = True,
     kafka_records: int | None = None,
+    freshness: tuple[float, float] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every measured step on both engines (Kafka -> bronze when `kafka_records` is given);
-    returns the results and the output differences."""
-    if not kafka_records:
+    """Every measured step on both engines (Kafka -> bronze when `kafka_records` is given, the
+    freshness step when `freshness` = (events/s, seconds) is); returns the results and the
+    output differences."""
+    if not kafka_records and freshness is None:
         return _run(state, events, merge_rows, silver=silver, merge=merge, kafka=None)
     from lakehouse.services.apache_kafka import ApacheKafka
     from lakehouse.services.process import free_port
@@ -84,7 +91,13 @@ def run(
     shutil.rmtree(broker.base, ignore_errors=True)  # a fresh log: topics are made per run
     broker.start()
     try:
-        return _run(state, events, merge_rows, silver=silver, merge=merge, kafka=(broker, kafka_records))
+        kafka = (broker, kafka_records) if kafka_records else None
+        results, problems = _run(state, events, merge_rows, silver=silver, merge=merge, kafka=kafka)
+        if freshness is not None:
+            rate, seconds = freshness
+            fresh = engine_freshness.run(state, broker, rate, seconds, ("embedded", "spark"))
+            write_freshness(fresh, state)
+        return results, problems
     finally:
         broker.stop()
 
@@ -180,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         help="records in the Kafka -> bronze step's topic (default: --events)",
     )
     p.add_argument("--skip-kafka", action="store_true", help="no Kafka -> bronze step")
+    p.add_argument("--skip-freshness", action="store_true", help="no continuous-mode freshness step")
+    p.add_argument(
+        "--freshness-rate", type=float, default=2000.0, help="events/s the freshness producer writes"
+    )
+    p.add_argument(
+        "--freshness-seconds", type=float, default=60.0, help="seconds the freshness producer writes"
+    )
     p.add_argument("--state", type=Path, default=None, help="bench folder (default <repo>/.state/bench)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--input", type=Path, help=argparse.SUPPRESS)
@@ -189,11 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.child:
         step, _, engine = args.child.partition(":")
+        if step == "freshness":
+            engine_freshness.child(engine, args.work)
+            return 0
         child_main(step, engine, args.input, args.work, args.rows, args.result)
         return 0
-    if args.skip_merge and args.skip_silver and args.skip_kafka:
+    if args.skip_merge and args.skip_silver and args.skip_kafka and args.skip_freshness:
         print(
-            "bench-engines: --skip-merge, --skip-silver and --skip-kafka leave nothing to measure",
+            "bench-engines: --skip-merge, --skip-silver, --skip-kafka and --skip-freshness leave nothing to measure",
             file=sys.stderr,
         )
         return 2
@@ -201,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.events <= 0 or args.merge_rows <= 0 or (kafka_records is not None and kafka_records <= 0):
         print("bench-engines: --events, --merge-rows and --kafka-records must be positive", file=sys.stderr)
         return 2
+    if args.freshness_rate <= 0 or args.freshness_seconds <= 0:
+        print("bench-engines: --freshness-rate and --freshness-seconds must be positive", file=sys.stderr)
+        return 2
+    freshness = None if args.skip_freshness else (args.freshness_rate, args.freshness_seconds)
     from lakehouse.core.errors import LakehouseError
 
     state: Path = (args.state or default_state()).resolve()
@@ -212,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             silver=not args.skip_silver,
             merge=not args.skip_merge,
             kafka_records=kafka_records,
+            freshness=freshness,
         )
     except (LakehouseError, RuntimeError) as exc:
         print(f"bench-engines: {exc}", file=sys.stderr)

@@ -7,10 +7,15 @@ changes never move a row backwards.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from lakehouse.core import delta
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from lakehouse.core import delta, memory
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import Lake
+from lakehouse.silver import merge_rewrite
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ TABLES = (
     CurrentState("silver.order_items", "bronze.order_items", ("order_id", "line_no")),
 )
 DROPPED = ("_commit_version", "_batch_id", "_run_id")
+UPDATE_WHEN = "s.updated_at > t.updated_at"  # only a newer row replaces the silver one
 
 
 def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
@@ -37,6 +43,7 @@ def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
     if isinstance(pending, str):
         rec.detail = pending
         return rec.finish()
+    memory.cap_arenas()
     _, rows, last = pending
     rec.rows_in = rows.num_rows
     keys = ", ".join(t.keys)
@@ -50,6 +57,8 @@ def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
         ).to_arrow_table()
     finally:
         con.close()
+    del rows  # the MERGE below needs only the latest rows
+    memory.release()
     rec.duplicates = rec.rows_in - latest.num_rows
     target = delta.open_table(lake, t.table)
     if target is None:
@@ -57,8 +66,26 @@ def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
         rec.inserted = latest.num_rows
         return rec.finish()
     on = " AND ".join(f"t.{k} = s.{k}" for k in t.keys)
+    if merge_rewrite.applicable(target, latest.column_names):
+        sql = merge_rewrite.select(pa.schema(target.schema()).names, latest.column_names, on, UPDATE_WHEN)
+        ops = merge_rewrite.rewrite(
+            lake, t.table, target, latest, t.keys[0], sql, app_id=t.app_id, txn_version=last, run_id=run_id
+        )
+        rec.inserted, rec.updated = ops["i"], ops["u"]
+    else:
+        metrics = _merge(target, latest, on, t, last, run_id)
+        rec.inserted = int(metrics.get("num_target_rows_inserted", 0))
+        rec.updated = int(metrics.get("num_target_rows_updated", 0))
+    rec.unchanged = latest.num_rows - rec.inserted - rec.updated
+    rec.detail = f"{rec.unchanged} rows not newer than silver (late or replayed)"
+    return rec.finish()
+
+
+def _merge(
+    target: DeltaTable, latest: pa.Table, on: str, t: CurrentState, last: int, run_id: str
+) -> dict[str, Any]:
     cols = {c: f"s.{c}" for c in latest.column_names}
-    metrics = (
+    return (
         target.merge(
             latest,
             predicate=on,
@@ -66,12 +93,7 @@ def apply(lake: Lake, t: CurrentState, run_id: str) -> Reconciliation:
             target_alias="t",
             commit_properties=delta.commit_props(t.app_id, last, run_id=run_id),
         )
-        .when_matched_update(updates=cols, predicate="s.updated_at > t.updated_at")
+        .when_matched_update(updates=cols, predicate=UPDATE_WHEN)
         .when_not_matched_insert(updates=cols)
         .execute()
     )
-    rec.inserted = int(metrics.get("num_target_rows_inserted", 0))
-    rec.updated = int(metrics.get("num_target_rows_updated", 0))
-    rec.unchanged = latest.num_rows - rec.inserted - rec.updated
-    rec.detail = f"{rec.unchanged} rows not newer than silver (late or replayed)"
-    return rec.finish()

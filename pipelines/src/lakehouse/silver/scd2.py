@@ -10,14 +10,17 @@ changes land in the right place, and a rerun a no-op.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import DeltaTable
 
-from lakehouse.core import delta
+from lakehouse.core import delta, memory
 from lakehouse.core.errors import ReconciliationError
 from lakehouse.core.reconcile import Reconciliation
 from lakehouse.core.storage import Lake
+from lakehouse.silver import merge_rewrite
 
 APP_PREFIX = "silver<-"
 # the MERGE's update condition: a version whose end, currency or state changed (both engines)
@@ -104,6 +107,27 @@ def count_sql(d: Dimension) -> dict[str, str]:
     }
 
 
+def _merge(
+    target: DeltaTable, source: pa.Table, columns: list[str], d: Dimension, last: int, run_id: str
+) -> dict[str, Any]:
+    return (
+        target.merge(
+            source,
+            predicate="t.version_key = s.version_key",
+            source_alias="s",
+            target_alias="t",
+            commit_properties=delta.commit_props(d.app_id, last, run_id=run_id),
+        )
+        .when_matched_delete(predicate="s._action = 'delete'")
+        .when_matched_update(
+            updates={c: f"s.{c}" for c in columns},
+            predicate=UPDATE_WHEN,
+        )
+        .when_not_matched_insert(updates={c: f"s.{c}" for c in columns}, predicate="s._action = 'upsert'")
+        .execute()
+    )
+
+
 def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
     rec = Reconciliation(run_id, "silver", d.source, d.table)
     pending = delta.unabsorbed(lake, d.source, d.table, d.app_id)
@@ -115,8 +139,11 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
     if rec.rows_in == 0:
         rec.detail = "no new rows"
         return rec.finish()
+    memory.cap_arenas()
     keys = pc.unique(new_rows[d.key])
-    history = delta.dataset(lake, src).to_table(filter=pc.field(d.key).isin(keys))
+    # only what `versions_sql` reads: bronze rows carry ingestion columns the history never uses
+    needed = [d.key, *d.tracked, *d.carried, "updated_at", "_extracted_at", "_row_hash"]
+    history = delta.dataset(lake, src).to_table(columns=needed, filter=pc.field(d.key).isin(keys))
     target = delta.open_table(lake, d.table)
     current = (
         delta.dataset(lake, target).to_table(
@@ -147,6 +174,8 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
         rec.unchanged = rec.rows_in - dup_rows - rec.inserted
     finally:
         con.close()
+    del history, new_rows, current, keys  # the MERGE below needs only its source
+    memory.release()
     source = versions.append_column("_action", pa.array(["upsert"] * versions.num_rows, pa.string()))
     if obsolete is not None and obsolete.num_rows:
         filler = {
@@ -169,22 +198,35 @@ def apply(lake: Lake, d: Dimension, run_id: str) -> Reconciliation:
         delta.append(lake, d.table, versions, app_id=d.app_id, txn_version=last, run_id=run_id)
         rec.detail = f"created with {versions.num_rows} versions"
         return rec.finish()
-    metrics = (
-        target.merge(
+    if merge_rewrite.applicable(target, columns):
+        merge_sql = merge_rewrite.select(
+            pa.schema(target.schema()).names,
+            columns,
+            "t.version_key = s.version_key",
+            UPDATE_WHEN,
+            insert_when="s._action = 'upsert'",
+            delete_when="s._action = 'delete'",
+        )
+        ops = merge_rewrite.rewrite(
+            lake,
+            d.table,
+            target,
             source,
-            predicate="t.version_key = s.version_key",
-            source_alias="s",
-            target_alias="t",
-            commit_properties=delta.commit_props(d.app_id, last, run_id=run_id),
+            d.key,
+            merge_sql,
+            app_id=d.app_id,
+            txn_version=last,
+            run_id=run_id,
         )
-        .when_matched_delete(predicate="s._action = 'delete'")
-        .when_matched_update(
-            updates={c: f"s.{c}" for c in columns},
-            predicate=UPDATE_WHEN,
-        )
-        .when_not_matched_insert(updates={c: f"s.{c}" for c in columns}, predicate="s._action = 'upsert'")
-        .execute()
-    )
+        # every obsolete version was read from the target, so each is matched and deleted
+        deleted = 0 if obsolete is None else obsolete.num_rows
+        metrics = {
+            "num_target_rows_inserted": ops["i"],
+            "num_target_rows_updated": ops["u"],
+            "num_target_rows_deleted": deleted,
+        }
+    else:
+        metrics = _merge(target, source, columns, d, last, run_id)
     inserted = int(metrics.get("num_target_rows_inserted", 0))
     if inserted != rec.inserted + reopened:
         raise ReconciliationError(
