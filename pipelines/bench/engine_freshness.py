@@ -203,7 +203,6 @@ def measure_engine(state: Path, broker: Any, engine: str, rate: float, seconds: 
 def commits(lake: Any) -> list[dict[str, Any]]:
     """Per data-adding commit of bronze.events: version, commit timestamp (ms) and the Kafka
     timestamps (ms) of the records it added, read from the files the log says it added."""
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from lakehouse.core import delta
@@ -227,10 +226,20 @@ def commits(lake: Any) -> list[dict[str, Any]]:
         stamps: list[int] = []
         for uri in uris:
             local = uri.removeprefix("file://")
-            col = pq.read_table(local, columns=["kafka_timestamp"])["kafka_timestamp"]
-            stamps += pc.cast(col, "int64").to_pylist()
+            stamps += micros(pq.read_table(local, columns=["kafka_timestamp"])["kafka_timestamp"])
         out.append({"version": version, "commit_ms": int(info["timestamp"]), "kafka_us": stamps})
     return out
+
+
+def micros(col: Any) -> list[int | None]:
+    """Epoch microseconds of a timestamp column, whatever unit its files hold: delta-spark writes
+    INT96 timestamps, which read back in nanoseconds, delta-rs microseconds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(col.type):
+        col = pc.cast(col, pa.timestamp("us", tz=col.type.tz))
+    return list(pc.cast(col, "int64").to_pylist())
 
 
 def _pct(sorted_values: list[float], q: float) -> float:

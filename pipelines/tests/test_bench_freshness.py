@@ -70,3 +70,19 @@ def test_freshness_is_read_from_the_commits(tmp_path: Path, broker: ApacheKafka)
     # events/s: the records over the span from the first record to the last commit
     span = max(times[version_of[f]] for f, _ in timed) / 1000 - timed[0][1] / 1000
     assert r["events_per_s"] == pytest.approx(produced / span, rel=0.01)
+
+
+def test_commit_times_of_spark_files_are_read_in_microseconds(tmp_path: Path) -> None:
+    """delta-spark writes INT96 timestamps, which pyarrow reads back in nanoseconds: taken as
+    microseconds, every record looked produced after the timed run began."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from bench.engine_freshness import micros
+
+    at = pa.array([1_796_695_015_490_123, None], pa.timestamp("us"))
+    for int96 in (False, True):
+        path = tmp_path / f"int96-{int96}.parquet"
+        pq.write_table(pa.table({"kafka_timestamp": at}), path, use_deprecated_int96_timestamps=int96)
+        col = pq.read_table(path)["kafka_timestamp"]
+        assert col.type.unit == ("ns" if int96 else "us")
+        assert micros(col) == [1_796_695_015_490_123, None]
