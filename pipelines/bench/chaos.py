@@ -411,10 +411,12 @@ def _worker(
     *,
     max_file_bytes: int | None = None,
     stderr: Path | None = None,
+    own_group: bool = False,
 ) -> subprocess.Popen[bytes]:
     """The stage in a child process. `max_file_bytes`: no file the child writes may grow past it
     (RLIMIT_FSIZE: the write fails with EFBIG, as on a full disk; SIGXFSZ is ignored so the
-    error reaches the writer instead of killing the child)."""
+    error reaches the writer instead of killing the child). `own_group`: in a process group of
+    its own, so one SIGKILL of the group reaches the children it starts (dbt's runner)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
 
     def limit() -> None:
@@ -443,6 +445,7 @@ def _worker(
             stderr=err,
             env=env,
             preexec_fn=limit if max_file_bytes is not None else None,
+            start_new_session=own_group,
         )
     finally:
         if stderr is not None and not isinstance(err, int):

@@ -27,7 +27,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -174,25 +173,7 @@ def published(dsn: str) -> Contents:
 
 def _worker(stage: str, lake: Path, state: Path, err: Path) -> subprocess.Popen[bytes]:
     """The stage in a process group of its own, so one SIGKILL reaches dbt's runner too."""
-    with err.open("wb") as fh:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.chaos",
-                "--worker",
-                stage,
-                "--lake",
-                str(lake),
-                "--state",
-                str(state),
-            ],
-            cwd=Path(__file__).resolve().parents[1],
-            stdout=subprocess.PIPE,
-            stderr=fh,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
+    return chaos._worker(stage, lake, state, stderr=err, own_group=True)
 
 
 def _timed(stage: str, lake: Path, state: Path, err: Path) -> float:
