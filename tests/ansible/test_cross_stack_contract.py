@@ -300,10 +300,14 @@ def test_the_spark_application_runs_where_the_operator_watches_with_names_that_e
     repository = re.search(r"^SPARK_IMAGE_REPOSITORY\s*\?=\s*(\S+)", make, re.MULTILINE).group(1)
     assert names["LAKEHOUSE_SPARK_IMAGE"] == f"{repository}:{RELEASE_TAG}"
     assert app["spec"]["image"].rsplit(":", 1)[0] == repository
-    # the entry file is not in the repository: the Spark image's Dockerfile links it there
+    # the entry file is the repository's pipelines/image/spark/lakehouse_main.py, which `make
+    # image-spark` puts in the build context and the Dockerfile copies to the path named
     dockerfile = (ROOT / "pipelines/image/spark/Dockerfile").read_text()
     entry = app["spec"]["mainApplicationFile"].removeprefix("local://")
-    assert re.search(rf"ln -s \S+/lakehouse/__main__\.py {re.escape(entry)}\b", dockerfile), entry
+    source = ROOT / "pipelines/image/spark" / PurePosixPath(entry).name
+    assert source.is_file() and "main()" in source.read_text(), source
+    assert re.search(rf"^COPY {source.name} {re.escape(entry)}$", dockerfile, re.MULTILINE), entry
+    assert re.search(rf"^\tcp .*pipelines/image/spark/{source.name} \$\(SPARK_IMAGE_CONTEXT\)/$", make, re.MULTILINE)
     # its driver's volumes and environment are the pipeline pod's (the DAG copies them; checked by
     # pipelines/tests/test_dags_structure.py), whose Secrets and ConfigMaps the test above follows
     assert "volumes" not in app["spec"] and "env" not in app["spec"]["driver"]

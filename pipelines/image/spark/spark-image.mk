@@ -33,7 +33,7 @@ image-spark: image jars-spark ## Build the Spark image: the pipeline image + Spa
 	@rm -rf $(SPARK_IMAGE_CONTEXT) && mkdir -p $(SPARK_IMAGE_CONTEXT)/jvm
 	$(VENV)/bin/python -c "from lakehouse.core.jvm import load_bundle; load_bundle('spark')"
 	cp -al $(STATE)/jvm/spark $(SPARK_IMAGE_CONTEXT)/jvm/spark 2>/dev/null || cp -a $(STATE)/jvm/spark $(SPARK_IMAGE_CONTEXT)/jvm/spark
-	cp pipelines/image/spark/spark-defaults.conf $(SPARK_IMAGE_CONTEXT)/
+	cp pipelines/image/spark/spark-defaults.conf pipelines/image/spark/lakehouse_main.py $(SPARK_IMAGE_CONTEXT)/
 	base="$(SPARK_BASE)"; [ -n "$$base" ] || { $(MAKE) --no-print-directory image-spark-base && base=$(SPARK_OFFLINE_BASE); }; \
 	$(IMAGE_PODMAN) build --file pipelines/image/spark/Dockerfile --build-arg SPARK_BASE="$$base" \
 	  --build-arg PIPELINE_IMAGE=localhost/$(IMAGE_REPOSITORY):$(IMAGE_TAG) \
